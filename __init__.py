@@ -1,0 +1,9 @@
+"""InstaFlow for ComfyUI: one-step rectified-flow text-to-image with SD1.5 (Liu et al., ICLR 2024)."""
+from .model_loaders.model_folders import register_instaflow_folder
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .samplers.registration import register
+
+register_instaflow_folder()
+register()
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

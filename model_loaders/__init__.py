@@ -1,0 +1,1 @@
+"""Finding and loading InstaFlow / 2-Rectified-Flow checkpoints (ComfyUI glue)."""

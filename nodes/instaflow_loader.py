@@ -1,0 +1,21 @@
+from ..model_loaders.instaflow_checkpoint import load_instaflow
+from ..model_loaders.model_folders import list_instaflow_models
+
+
+class InstaFlowLoader:
+    DESCRIPTION = "Loads an InstaFlow or 2-Rectified-Flow checkpoint (diffusers folder or single file), ready for rectified-flow sampling."
+    CATEGORY = "InstaFlow/loaders"
+    FUNCTION = "execute"
+    RETURN_TYPES = ("MODEL", "CLIP", "VAE")
+    OUTPUT_TOOLTIPS = ("The UNet, already patched for rectified-flow sampling.",
+                       "The CLIP text encoder, for CLIPTextEncode.",
+                       "The VAE, for VAEDecode / VAEEncode.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"ckpt_name": (list_instaflow_models(), {
+            "tooltip": "Diffusers folders in models/instaflow or models/diffusers (e.g. instaflow_0_9B_from_sd_1_5), "
+                       "or single-file checkpoints in models/instaflow or models/checkpoints."})}}
+
+    def execute(self, ckpt_name):
+        return load_instaflow(ckpt_name)

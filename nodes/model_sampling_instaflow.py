@@ -1,0 +1,18 @@
+from ..samplers.model_sampling import patch_instaflow_sampling
+
+
+class ModelSamplingInstaFlow:
+    DESCRIPTION = ("Turns an SD1.5-architecture InstaFlow or 2-Rectified-Flow model loaded by any loader into a "
+                   "rectified-flow model (timestep = sigma*1000, velocity from noise to image).")
+    CATEGORY = "InstaFlow/model"
+    FUNCTION = "execute"
+    RETURN_TYPES = ("MODEL",)
+    OUTPUT_TOOLTIPS = ("The same model, sampling as InstaFlow rectified flow. Place it after LoRA loaders or before; "
+                       "do not follow it with ModelSamplingSD3, which flips the velocity sign.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL", {"tooltip": "An InstaFlow / 2-Rectified-Flow model, e.g. from Load Checkpoint."})}}
+
+    def execute(self, model):
+        return (patch_instaflow_sampling(model),)

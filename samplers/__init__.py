@@ -1,0 +1,1 @@
+"""Rectified-flow sampling: torch-only math (flow_convention, schedule, euler) and ComfyUI glue."""

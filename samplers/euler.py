@@ -1,0 +1,31 @@
+"""The rectified-flow Euler sampler in ComfyUI's k-diffusion calling convention. Torch only.
+
+`model(x, sigma * s_in, **extra_args)` returns the image estimate ("denoised"); for InstaFlow that
+is x + sigma * v (samplers/flow_convention.py), so the step below is the official x <- x + dt * v.
+"""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import trange
+
+
+def euler_step(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+    """x at sigma_next from x and the image estimate at sigma, along the straight path."""
+    if sigma_next == 0.0:
+        # Lands on the estimate exactly; avoids (x - denoised) / sigma round-off on the one-step path.
+        return denoised
+    return x + (x - denoised) * ((sigma_next - sigma) / sigma)
+
+
+@torch.no_grad()
+def rectified_flow_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """Deterministic Euler over `sigmas` (from high to low). One model call per step."""
+    extra_args = {} if extra_args is None else extra_args
+    levels = sigmas.tolist()  # one host copy, so the loop never syncs with the device
+    s_in = x.new_ones([x.shape[0]])
+    for i in trange(len(levels) - 1, disable=disable):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        x = euler_step(x, denoised, levels[i], levels[i + 1])
+    return x

@@ -1,0 +1,47 @@
+"""One call from latent to latent for the all-in-one InstaFlowSampler node (ComfyUI glue).
+
+Mirrors stock KSampler (seeded batch noise, noise masks, progress bar and previews) but passes the
+official schedule as explicit sigmas, so denoise < 1 is exactly 1000 * s * (1 - i/N).
+"""
+from __future__ import annotations
+
+import logging
+
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+
+from .euler import rectified_flow_euler
+from .model_sampling import is_instaflow_patched, patch_instaflow_sampling
+from .schedule import instaflow_sigmas
+
+_SAMPLER = comfy.samplers.KSAMPLER(rectified_flow_euler)
+
+
+def sample_instaflow(model, seed, steps, cfg, positive, negative, latent, denoise=1.0):
+    """Rectified-flow Euler sampling of `latent` (a LATENT dict); returns a new LATENT dict."""
+    if not is_instaflow_patched(model):
+        logging.info("InstaFlowSampler: model is not patched for rectified flow; patching it for this run")
+        model = patch_instaflow_sampling(model)
+    latent_image = latent["samples"]
+    if hasattr(comfy.sample, "fix_empty_latent_channels"):
+        latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
+    out = latent.copy()
+    if denoise <= 0.0:  # like KSampler: nothing to denoise
+        out["samples"] = latent_image
+        return out
+    if negative is None:
+        if cfg != 1.0:
+            raise ValueError(
+                f"cfg={cfg} needs a negative conditioning; connect one (the official default is an "
+                "empty prompt: CLIPTextEncode with no text) or set cfg to 1.0")
+        negative = []  # cfg 1 never evaluates the unconditional branch
+    noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
+    sigmas = instaflow_sigmas(steps, denoise)
+    callback = latent_preview.prepare_callback(model, steps)
+    out["samples"] = comfy.sample.sample_custom(
+        model, noise, cfg, _SAMPLER, sigmas, positive, negative, latent_image,
+        noise_mask=latent.get("noise_mask"), callback=callback,
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    return out

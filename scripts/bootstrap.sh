@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the test/demo environment once, outside the repository:
+#   $INSTAFLOW_CACHE (default ~/.cache/comfyui-instaflow)/venv       Python venv
+#   $INSTAFLOW_CACHE/comfyui-0.3.75                                 ComfyUI tree (unless COMFYUI_PATH)
+# Re-running is cheap: it reinstalls only when the requirement files change.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/paths.sh"
+cache="$INSTAFLOW_CACHE"
+venv="$cache/venv"
+mkdir -p "$cache"
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+py="$venv/bin/python"
+
+comfy="$("$py" "$repo/tests/harness/comfyui_source.py")"
+
+# ComfyUI's requirements minus the torch family, which tests/requirements.txt pins.
+reqs="$cache/comfyui-requirements.txt"
+grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$reqs"
+
+stamp="$cache/venv.stamp"
+want="$(cat "$reqs" "$repo/tests/requirements.txt" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$py" -m pip install -q --upgrade pip
+  "$py" -m pip install -q -r "$repo/tests/requirements.txt" -r "$reqs" -c "$repo/tests/requirements.txt"
+  echo "$want" > "$stamp"
+fi
+echo "venv: $venv"
+echo "comfyui: $comfy"

@@ -1,0 +1,105 @@
+"""Demo: a headless ComfyUI runs the bundled one-step example workflow and writes the PNG.
+
+Uses the real InstaFlow-0.9B weights when they are in the models folder, downloads them only when
+asked (--download), and otherwise runs on the random-weight test model and says so.
+Run through scripts/demo.sh, which builds the environment first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the server runner and workflow converter live with the tests
+
+from harness.comfyui_source import cache_root  # noqa: E402
+from harness.server import ComfyServer  # noqa: E402
+from harness.ui_workflow import ui_to_api  # noqa: E402
+
+HUB_REPO = "XCLiu/instaflow_0_9B_from_sd_1_5"
+MODEL_NAME = "instaflow_0_9B_from_sd_1_5"
+WORKFLOW = REPO / "example_workflows" / "instaflow_one_step_txt2img.json"
+# What InstaFlowLoader reads; the safety checker and feature extractor are not used.
+HUB_PATTERNS = ["model_index.json", "unet/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*"]
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=Path, default=cache_root() / "models",
+                   help="ComfyUI-style models folder holding instaflow/%s (default: %%(default)s)" % MODEL_NAME)
+    p.add_argument("--download", action="store_true",
+                   help=f"download {HUB_REPO} from the Hugging Face hub into MODELS/instaflow/ first (~4 GB)")
+    p.add_argument("--out", type=Path, default=Path("demo_output"), help="where the PNG goes (default: %(default)s)")
+    p.add_argument("--prompt", default=None, help="replace the example's prompt")
+    p.add_argument("--seed", type=int, default=None, help="replace the example's seed")
+    return p.parse_args()
+
+
+def has_weights(folder: Path) -> bool:
+    return all(any((folder / part).glob("*.safetensors")) or any((folder / part).glob("*.bin"))
+               for part in ("unet", "vae", "text_encoder"))
+
+
+def download(folder: Path) -> None:
+    from huggingface_hub import snapshot_download  # only on request
+
+    print(f"Downloading {HUB_REPO} into {folder} ...", flush=True)
+    snapshot_download(HUB_REPO, local_dir=folder, allow_patterns=HUB_PATTERNS)
+
+
+def choose_model(args) -> tuple[Path, str, bool]:
+    """(models root, InstaFlowLoader name, real weights?)."""
+    real = args.models / "instaflow" / MODEL_NAME
+    if args.download and not has_weights(real):
+        download(real)
+    if has_weights(real):
+        return args.models, MODEL_NAME, True
+    from harness.random_models import ensure_random_instaflow
+
+    random_model = ensure_random_instaflow()
+    return random_model.models_root, random_model.name, False
+
+
+def main() -> int:
+    args = parse_args()
+    models_root, model_name, real = choose_model(args)
+    if not real:
+        print(f"NOTE: no InstaFlow weights in {args.models / 'instaflow' / MODEL_NAME}; running on the RANDOM-WEIGHT "
+              "test model, so the image will look like noise. Use --download for the real InstaFlow-0.9B.", flush=True)
+    workflow = json.loads(WORKFLOW.read_text())
+    with tempfile.TemporaryDirectory(prefix="instaflow-demo-") as work:
+        server = ComfyServer(models_root, [("comfyui-instaflow", REPO)], Path(work))
+        t0 = time.perf_counter()
+        with server:
+            started = time.perf_counter() - t0
+            prompt = ui_to_api(workflow, server.object_info())
+            for node in prompt.values():
+                if node["class_type"] == "InstaFlowLoader":
+                    node["inputs"]["ckpt_name"] = model_name
+                if node["class_type"] == "CLIPTextEncode" and args.prompt is not None:
+                    node["inputs"]["text"] = args.prompt
+                if node["class_type"] == "InstaFlowSampler" and args.seed is not None:
+                    node["inputs"]["seed"] = args.seed
+            save_id = next(k for k, v in prompt.items() if v["class_type"] == "SaveImage")
+            t1 = time.perf_counter()
+            outputs = server.run(prompt, timeout=1800)
+            ran = time.perf_counter() - t1
+            images = server.images(outputs, save_id)
+    from PIL import Image
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        path = args.out / f"instaflow_demo_{i:02d}.png"
+        Image.fromarray(image).save(path)
+        print(f"wrote {path.resolve()} ({image.shape[1]}x{image.shape[0]}, {'real InstaFlow-0.9B' if real else 'random weights'})")
+    print(f"server start {started:.1f} s; workflow (model load + one step + decode) {ran:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

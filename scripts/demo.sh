@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The demo command: builds the environment once, then runs scripts/demo.py (see --help).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/paths.sh"
+bash "$repo/scripts/bootstrap.sh" >/dev/null
+exec "$INSTAFLOW_PYTHON" "$repo/scripts/demo.py" "$@"

@@ -1,0 +1,51 @@
+"""Test-only ComfyUI nodes: deliberately wrong rectified-flow variants.
+
+They show that the equivalence tests can fail: each takes a model already patched by
+ModelSamplingInstaFlow and breaks exactly one part of the convention (samplers/flow_convention.py).
+Loaded by the test harness only; never shipped with the pack.
+"""
+import copy
+
+
+def _flipped_sign(base):
+    class FlippedSign(base):
+        def calculate_denoised(self, sigma, model_output, model_input):
+            return super().calculate_denoised(sigma, -model_output, model_input)
+    return FlippedSign
+
+
+def _timestep_reversed(base):
+    class TimestepReversed(base):  # t = 1000 * (1 - sigma): noise level read the wrong way round
+        def timestep(self, sigma):
+            return super().timestep(1.0 - sigma)
+    return TimestepReversed
+
+
+def _timestep_unscaled(base):
+    class TimestepUnscaled(base):  # t = sigma, forgetting the x1000
+        def timestep(self, sigma):
+            return sigma
+    return TimestepUnscaled
+
+
+VARIANTS = {"flipped_sign": _flipped_sign, "timestep_reversed": _timestep_reversed, "timestep_unscaled": _timestep_unscaled}
+
+
+class InstaFlowBrokenVariant:
+    CATEGORY = "testing"
+    FUNCTION = "execute"
+    RETURN_TYPES = ("MODEL",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "variant": (list(VARIANTS),)}}
+
+    def execute(self, model, variant):
+        sampling = copy.copy(model.get_model_object("model_sampling"))
+        sampling.__class__ = VARIANTS[variant](type(sampling))
+        broken = model.clone()
+        broken.add_object_patch("model_sampling", sampling)
+        return (broken,)
+
+
+NODE_CLASS_MAPPINGS = {"InstaFlowBrokenVariant": InstaFlowBrokenVariant}

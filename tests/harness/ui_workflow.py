@@ -1,0 +1,47 @@
+"""Convert a UI-format workflow (what the frontend saves, and example_workflows/*.json) to API format.
+
+Widget values are matched to inputs using the node definitions from the server's /object_info,
+in input order; a widget with control_after_generate (seed) is followed by its control value.
+"""
+from __future__ import annotations
+
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+_MUTED, _BYPASSED = 2, 4
+
+
+def _is_widget(spec) -> bool:
+    kind = spec[0]
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return (isinstance(kind, list) or kind in WIDGET_TYPES) and not opts.get("forceInput")
+
+
+def _ordered_inputs(info: dict) -> list[tuple[str, list]]:
+    order = info.get("input_order") or {s: list(info["input"].get(s, {})) for s in ("required", "optional")}
+    return [(name, info["input"][section][name])
+            for section in ("required", "optional") for name in order.get(section, [])]
+
+
+def ui_to_api(workflow: dict, object_info: dict) -> dict:
+    links = {link[0]: link for link in workflow.get("links", [])}
+    api = {}
+    for node in workflow["nodes"]:
+        if node.get("mode", 0) in (_MUTED, _BYPASSED):
+            raise ValueError(f"node {node['id']} ({node['type']}) is muted or bypassed; not supported here")
+        info = object_info.get(node["type"])
+        if info is None:
+            raise KeyError(f"node type {node['type']} is not installed on the server")
+        inputs = {}
+        values = list(node.get("widgets_values") or [])
+        for name, spec in _ordered_inputs(info):
+            if not _is_widget(spec) or not values:
+                continue
+            inputs[name] = values.pop(0)
+            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if opts.get("control_after_generate") and values and values[0] in ("fixed", "increment", "decrement", "randomize"):
+                values.pop(0)
+        for slot in node.get("inputs", []):
+            link = links.get(slot.get("link"))
+            if link is not None:
+                inputs[slot["name"]] = [str(link[1]), link[2]]
+        api[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return api

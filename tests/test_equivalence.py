@@ -1,0 +1,126 @@
+"""Our ComfyUI graphs equal the official InstaFlow math (tests/harness/reference_rf.py).
+
+Each test runs a real graph on the real server with the random-weight full-size SD1.5 model and
+compares the saved 8-bit image with the reference computed by diffusers modules from the same
+weights, prompt and noise (ComfyUI's seeded CPU noise). Tolerance: mean absolute pixel difference
+within 2/255. The last tests break one part of the convention and must fail by a wide margin.
+"""
+import numpy as np
+import pytest
+import torch
+
+from harness.graphs import Graph, decode_and_save, encode
+from harness.measurements import record
+from harness.reference_rf import ReferenceInstaFlow, to_uint8
+
+SEED = 1234
+SIZE = 64
+PROMPT = "a photograph of an astronaut riding a horse"
+NEGATIVE = "blurry, low quality"
+TOLERANCE = 2 / 255
+WIDE_MARGIN = 10 * TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def reference(instaflow_models):
+    return ReferenceInstaFlow(instaflow_models.diffusers_dir)
+
+
+def comfy_noise(seed: int, batch: int = 1) -> torch.Tensor:
+    """ComfyUI's KSampler noise: torch.manual_seed(seed), then randn of the latent shape on the CPU."""
+    return torch.randn((batch, 4, SIZE // 8, SIZE // 8), generator=torch.Generator().manual_seed(seed))
+
+
+def mean_abs_difference(ours: list, expected: np.ndarray) -> float:
+    ours = np.stack(ours).astype(np.float64)
+    assert ours.shape == expected.shape, (ours.shape, expected.shape)
+    return float(np.abs(ours - expected.astype(np.float64)).mean() / 255)
+
+
+def reference_image(reference, batch=1, **kwargs) -> np.ndarray:
+    return to_uint8(reference.generate(PROMPT, comfy_noise(SEED, batch), **kwargs))
+
+
+def run(server, graph: Graph, save) -> list:
+    return server.images(server.run(graph.api(), timeout=600), save.id)
+
+
+def empty_latent(g: Graph, batch: int = 1):
+    return g.add("EmptyLatentImage", width=SIZE, height=SIZE, batch_size=batch)
+
+
+def instaflow_loader_graph(models, batch=1) -> tuple[Graph, object]:
+    """InstaFlowLoader (diffusers folder) + CLIPTextEncode + EmptyLatentImage + InstaFlowSampler + VAEDecode."""
+    g = Graph()
+    loader = g.add("InstaFlowLoader", ckpt_name=models.name)
+    positive = encode(g, loader[1], PROMPT)
+    sampled = g.add("InstaFlowSampler", model=loader[0], seed=SEED, steps=1, cfg=1.0, positive=positive[0],
+                    latent_image=empty_latent(g, batch)[0], denoise=1.0)
+    return g, decode_and_save(g, sampled[0], loader[2], "instaflow_loader")
+
+
+def checkpoint_ksampler_graph(models, sampler_name, scheduler, variant=None) -> tuple[Graph, object]:
+    """Stock CheckpointLoaderSimple (single file) + ModelSamplingInstaFlow + stock KSampler, 1 step, cfg 1."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=models.single_file.name)
+    model = g.add("ModelSamplingInstaFlow", model=ckpt[0])
+    if variant is not None:
+        model = g.add("InstaFlowBrokenVariant", model=model[0], variant=variant)
+    sampled = g.add("KSampler", model=model[0], seed=SEED, steps=1, cfg=1.0, sampler_name=sampler_name,
+                    scheduler=scheduler, positive=encode(g, ckpt[1], PROMPT)[0], negative=encode(g, ckpt[1], "")[0],
+                    latent_image=empty_latent(g)[0], denoise=1.0)
+    return g, decode_and_save(g, sampled[0], ckpt[2], f"ksampler_{sampler_name}")
+
+
+def sampler_custom_graph(models, steps, cfg) -> tuple[Graph, object]:
+    """Stock SamplerCustom + KSamplerSelect(rectified_flow) + InstaFlowScheduler, with a negative prompt."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=models.single_file.name)
+    model = g.add("ModelSamplingInstaFlow", model=ckpt[0])
+    sampler = g.add("KSamplerSelect", sampler_name="rectified_flow")
+    sigmas = g.add("InstaFlowScheduler", model=model[0], steps=steps, denoise=1.0)
+    sampled = g.add("SamplerCustom", model=model[0], add_noise=True, noise_seed=SEED, cfg=cfg,
+                    positive=encode(g, ckpt[1], PROMPT)[0], negative=encode(g, ckpt[1], NEGATIVE)[0],
+                    sampler=sampler[0], sigmas=sigmas[0], latent_image=empty_latent(g)[0])
+    return g, decode_and_save(g, sampled[0], ckpt[2], "sampler_custom")
+
+
+def test_instaflow_loader_and_sampler_equal_reference_one_step(comfy_server, instaflow_models, reference):
+    g, save = instaflow_loader_graph(instaflow_models)
+    diff = mean_abs_difference(run(comfy_server, g, save), reference_image(reference))
+    record("InstaFlowLoader(diffusers)+InstaFlowSampler 1 step vs reference", f"{diff * 255:.3f}/255")
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("sampler_name, scheduler", [("rectified_flow", "instaflow"), ("euler", "simple")])
+def test_stock_ksampler_on_patched_checkpoint_equals_reference(comfy_server, instaflow_models, reference, sampler_name, scheduler):
+    g, save = checkpoint_ksampler_graph(instaflow_models, sampler_name, scheduler)
+    diff = mean_abs_difference(run(comfy_server, g, save), reference_image(reference))
+    record(f"CheckpointLoaderSimple+ModelSamplingInstaFlow+KSampler {sampler_name}/{scheduler} vs reference", f"{diff * 255:.3f}/255")
+    assert diff <= TOLERANCE
+
+
+def test_sampler_custom_four_steps_with_guidance_equals_reference_2rf_loop(comfy_server, instaflow_models, reference):
+    g, save = sampler_custom_graph(instaflow_models, steps=4, cfg=1.5)
+    expected = reference_image(reference, steps=4, guidance_scale=1.5, negative_prompt=NEGATIVE)
+    diff = mean_abs_difference(run(comfy_server, g, save), expected)
+    record("SamplerCustom+rectified_flow+InstaFlowScheduler 4 steps cfg 1.5 vs reference", f"{diff * 255:.3f}/255")
+    assert diff <= TOLERANCE
+
+
+def test_batch_of_two_equals_reference_with_comfyui_batch_noise(comfy_server, instaflow_models, reference):
+    g, save = instaflow_loader_graph(instaflow_models, batch=2)
+    ours = run(comfy_server, g, save)
+    diff = mean_abs_difference(ours, reference_image(reference, batch=2))
+    record("InstaFlowSampler batch 2 vs reference", f"{diff * 255:.3f}/255")
+    assert len(ours) == 2
+    assert diff <= TOLERANCE
+    assert np.abs(ours[0].astype(int) - ours[1].astype(int)).mean() > 255 * WIDE_MARGIN  # two different noises
+
+
+@pytest.mark.parametrize("variant", ["flipped_sign", "timestep_reversed", "timestep_unscaled"])
+def test_broken_convention_fails_the_comparison_by_a_wide_margin(comfy_server, instaflow_models, reference, variant):
+    g, save = checkpoint_ksampler_graph(instaflow_models, "rectified_flow", "instaflow", variant=variant)
+    diff = mean_abs_difference(run(comfy_server, g, save), reference_image(reference))
+    record(f"broken variant {variant} vs reference", f"{diff * 255:.3f}/255")
+    assert diff > WIDE_MARGIN

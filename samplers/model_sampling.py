@@ -13,8 +13,7 @@ from . import flow_convention
 
 class InstaFlowModelSampling(comfy.model_sampling.ModelSamplingDiscreteFlow, comfy.model_sampling.CONST):
     def __init__(self):
-        super().__init__(model_config=None)
-        self.set_parameters(shift=1.0, multiplier=flow_convention.TIMESTEP_MULTIPLIER)
+        super().__init__(model_config=None)  # shift 1; sigma()/timestep() below define the scale
 
     def timestep(self, sigma):
         return flow_convention.timestep(sigma)

@@ -49,3 +49,16 @@ class InstaFlowBrokenVariant:
 
 
 NODE_CLASS_MAPPINGS = {"InstaFlowBrokenVariant": InstaFlowBrokenVariant}
+
+
+def _register_another_packs_sampler():
+    """Stands in for another node pack that extends the same sampler list after ours."""
+    import comfy.k_diffusion.sampling
+    import comfy.samplers
+
+    comfy.k_diffusion.sampling.sample_other_pack_euler = comfy.k_diffusion.sampling.sample_euler
+    if "other_pack_euler" not in comfy.samplers.SAMPLER_NAMES:
+        comfy.samplers.SAMPLER_NAMES.append("other_pack_euler")
+
+
+_register_another_packs_sampler()

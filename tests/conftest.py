@@ -48,3 +48,13 @@ def pytest_runtest_makereport(item, call):
         for server in {id(v): v for v in getattr(item, "funcargs", {}).values()
                        if isinstance(v, ComfyServer)}.values():
             report.sections.append((f"ComfyUI server log (tail, {server.log_path})", server.log_tail(120)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests measured (ours vs reference, broken variants), for notes and CI logs."""
+    from harness.measurements import RECORDED
+
+    if RECORDED:
+        terminalreporter.section("measured: |ours - reference| per graph")
+        for label, value in RECORDED:
+            terminalreporter.write_line(f"{label}: {value}")

@@ -10,7 +10,9 @@ def object_info(comfy_server):
 
 
 def _combo(object_info, node, name, section="required"):
-    return object_info[node]["input"][section][name][0]
+    """Options of a combo input: a list (V1 nodes) or ["COMBO", {"options": [...]}] (V3 nodes)."""
+    kind, *rest = object_info[node]["input"][section][name]
+    return kind if isinstance(kind, list) else rest[0]["options"]
 
 
 @pytest.mark.parametrize("node", PACK_NODES)

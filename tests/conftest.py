@@ -27,11 +27,17 @@ def instaflow_models():
     return ensure_random_instaflow()
 
 
+# Session fixtures that return an object with a `.models_root` (a folder with checkpoints/,
+# controlnet/, loras/, ... subfolders) to show to the server. Add a fixture's name here to make its
+# models loadable by name in server tests; each is built once and cached outside the repository.
+MODEL_FIXTURES = ["instaflow_models"]
+
+
 @pytest.fixture(scope="session")
-def comfy_server(comfyui_dir, instaflow_models, tmp_path_factory):
+def comfy_server(comfyui_dir, request, tmp_path_factory):
+    roots = [request.getfixturevalue(name).models_root for name in MODEL_FIXTURES]
     packs = [(name, path) for name, path in PACKS if path.is_dir()]
-    server = ComfyServer(instaflow_models.models_root, packs, tmp_path_factory.mktemp("comfy_server"),
-                         comfyui_dir=comfyui_dir)
+    server = ComfyServer(roots, packs, tmp_path_factory.mktemp("comfy_server"), comfyui_dir=comfyui_dir)
     server.start()  # raises ServerError with the log tail if the server dies or never answers
     try:
         yield server

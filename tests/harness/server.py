@@ -1,6 +1,6 @@
 """A real ComfyUI server in a subprocess, for end-to-end tests.
 
-    with ComfyServer(models_root, [("my_pack", pack_dir)], work_dir) as server:
+    with ComfyServer(models_root_or_roots, [("my_pack", pack_dir)], work_dir) as server:
         outputs = server.run(api_prompt)
         image = server.images(outputs, "9")[0]
 
@@ -90,10 +90,11 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, models_root: Path, custom_nodes: list[tuple[str, Path]], work_dir: Path, *,
+    def __init__(self, models_root: Path | list[Path], custom_nodes: list[tuple[str, Path]], work_dir: Path, *,
                  comfyui_dir: Path | None = None, extra_args: list[str] = (),
                  startup_timeout: float = 240.0):
-        self.models_root = Path(models_root).resolve()
+        roots = models_root if isinstance(models_root, (list, tuple)) else [models_root]
+        self.models_roots = [Path(r).resolve() for r in roots]  # each is one section of the yaml
         self.custom_nodes = [(name, Path(path).resolve()) for name, path in custom_nodes]
         self.work_dir = Path(work_dir).resolve()
         self.comfyui_dir = Path(comfyui_dir) if comfyui_dir else comfyui_path()
@@ -117,7 +118,8 @@ class ComfyServer:
                 link.unlink()
             link.symlink_to(path, target_is_directory=path.is_dir())
         config = {
-            "instaflow_test_models": {"base_path": str(self.models_root), **MODEL_FOLDERS},
+            **{f"instaflow_test_models_{i}": {"base_path": str(root), **MODEL_FOLDERS}
+               for i, root in enumerate(self.models_roots)},
             "instaflow_test_nodes": {"custom_nodes": str(nodes_dir)},
         }
         path = self.work_dir / "extra_model_paths.yaml"

@@ -30,13 +30,15 @@ Prompt = Union[str, List[str]]
 
 
 class ReferenceInstaFlow:
-    def __init__(self, diffusers_dir):
+    def __init__(self, diffusers_dir, device="cpu", dtype=torch.float32):
+        """CPU fp32 for the tests; the benchmark also runs it on CUDA in fp16."""
         root = Path(diffusers_dir)
+        self.device, self.dtype = torch.device(device), dtype
         self.tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
-        self.text_encoder = CLIPTextModel.from_pretrained(root / "text_encoder").float().eval()
+        self.text_encoder = CLIPTextModel.from_pretrained(root / "text_encoder").to(self.device, dtype).eval()
         # low_cpu_mem_usage=False: plain loading, without diffusers asking for `accelerate`.
-        self.unet = UNet2DConditionModel.from_pretrained(root / "unet", low_cpu_mem_usage=False).float().eval()
-        self.vae = AutoencoderKL.from_pretrained(root / "vae", low_cpu_mem_usage=False).float().eval()
+        self.unet = UNet2DConditionModel.from_pretrained(root / "unet", low_cpu_mem_usage=False).to(self.device, dtype).eval()
+        self.vae = AutoencoderKL.from_pretrained(root / "vae", low_cpu_mem_usage=False).to(self.device, dtype).eval()
         self.scaling_factor = float(self.vae.config.scaling_factor)  # 0.18215
 
     @torch.no_grad()
@@ -45,12 +47,12 @@ class ReferenceInstaFlow:
         ids = self.tokenizer(
             prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
         ).input_ids
-        return self.text_encoder(ids)[0]
+        return self.text_encoder(ids.to(self.device))[0]
 
     @torch.no_grad()
     def velocity(self, latents: torch.Tensor, t: float, embeds: torch.Tensor) -> torch.Tensor:
         """The UNet's output at float timestep t (0..1000): InstaFlow's velocity, noise -> image."""
-        vec_t = torch.ones((latents.shape[0],), dtype=latents.dtype) * t
+        vec_t = torch.ones((latents.shape[0],), dtype=latents.dtype, device=latents.device) * t
         return self.unet(latents, vec_t, encoder_hidden_states=embeds).sample
 
     @torch.no_grad()
@@ -72,7 +74,7 @@ class ReferenceInstaFlow:
         timestep_scale: float = 1000.0,
     ) -> torch.Tensor:
         """Images (B, H, W, 3) in [0, 1] from the starting latents `noise` (B, 4, H/8, W/8)."""
-        latents = noise.to(torch.float32).clone()
+        latents = noise.to(self.device, self.dtype).clone()
         batch = latents.shape[0]
         prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
         embeds = self.encode_prompt(prompts)

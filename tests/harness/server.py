@@ -91,7 +91,7 @@ def free_port() -> int:
 
 class ComfyServer:
     def __init__(self, models_root: Path | list[Path], custom_nodes: list[tuple[str, Path]], work_dir: Path, *,
-                 comfyui_dir: Path | None = None, extra_args: list[str] = (),
+                 comfyui_dir: Path | None = None, extra_args: list[str] = (), cpu: bool = True,
                  startup_timeout: float = 240.0):
         roots = models_root if isinstance(models_root, (list, tuple)) else [models_root]
         self.models_roots = [Path(r).resolve() for r in roots]  # each is one section of the yaml
@@ -99,6 +99,7 @@ class ComfyServer:
         self.work_dir = Path(work_dir).resolve()
         self.comfyui_dir = Path(comfyui_dir) if comfyui_dir else comfyui_path()
         self.extra_args = list(extra_args)
+        self.cpu = cpu  # the tests always run on the CPU; the benchmark and demo use a GPU when there is one
         self.startup_timeout = startup_timeout
         self.port = 0
         self.start_seconds: float | None = None
@@ -133,7 +134,7 @@ class ComfyServer:
         dirs = {name: self.work_dir / name for name in ("output", "input", "temp", "user")}
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "main.py", *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--extra-model-paths-config", str(self._write_config())]
         for name, d in dirs.items():
             cmd += [f"--{name}-directory", str(d)]

@@ -6,4 +6,7 @@ from .samplers.registration import register
 register_instaflow_folder()
 register()
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+# Frontend extension: the "Convert to InstaFlow" command and the node warning display (web/*.js).
+WEB_DIRECTORY = "./web"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -3,6 +3,12 @@
 Diffusers folders are found under models/instaflow and models/diffusers; single-file checkpoints
 under models/instaflow and models/checkpoints. Diffusers folders are listed as their folder path
 (e.g. `instaflow_0_9B_from_sd_1_5`), single files with their extension.
+
+Names and paths (safety): a name is resolved only by looking it up in this listing, so a prompt
+cannot reach a file outside the model folders (`../..`, absolute paths are refused outright).
+Symbolic links INSIDE the model folders are followed, as ComfyUI's own folder_paths does: users link
+model folders and files from other disks, and a link there was placed by whoever controls the
+filesystem. Dangling links are not listed; directory loops end at the listing depth limit.
 """
 from __future__ import annotations
 
@@ -50,7 +56,8 @@ def _walk(root: str):
             dirs[:] = []
         dirs.sort()
         for name in names:
-            if name.lower().endswith(SINGLE_FILE_EXTENSIONS):
+            # isfile follows links: a dangling link or a link to a folder is not a model file
+            if name.lower().endswith(SINGLE_FILE_EXTENSIONS) and os.path.isfile(os.path.join(current, name)):
                 files.append(os.path.join(rel, name).replace(os.sep, "/").removeprefix("./"))
     return folders, files
 
@@ -74,8 +81,17 @@ def list_instaflow_models() -> list[str]:
     return sorted(_entries())
 
 
+def _is_relative_name(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return bool(name) and "\0" not in name and not os.path.isabs(name) and not os.path.splitdrive(name)[0] \
+        and ".." not in parts and not name.startswith("/")
+
+
 def resolve_instaflow_model(name: str) -> tuple[str, str]:
     """(kind, path) for a listed name; anything not listed (e.g. a path outside the folders) is refused."""
+    if not isinstance(name, str) or not _is_relative_name(name):
+        raise ValueError(f"InstaFlow model name {name!r} is refused: model names are relative to the model folders "
+                         f"({', '.join(dict.fromkeys(DIFFUSERS_FOLDERS + SINGLE_FILE_FOLDERS))}) and cannot leave them")
     entry = _entries().get(name)
     if entry is None:
         raise FileNotFoundError(

@@ -1,4 +1,6 @@
 """ComfyUI nodes of the pack: thin wrappers, one job each."""
+from .instaflow_interpolated_conditioning import InstaFlowInterpolatedConditioning
+from .instaflow_interpolated_noise import InstaFlowInterpolatedNoise
 from .instaflow_loader import InstaFlowLoader
 from .instaflow_sampler import InstaFlowSampler
 from .instaflow_scheduler import InstaFlowScheduler
@@ -9,6 +11,8 @@ NODE_CLASS_MAPPINGS = {
     "ModelSamplingInstaFlow": ModelSamplingInstaFlow,
     "InstaFlowScheduler": InstaFlowScheduler,
     "InstaFlowSampler": InstaFlowSampler,
+    "InstaFlowInterpolatedNoise": InstaFlowInterpolatedNoise,
+    "InstaFlowInterpolatedConditioning": InstaFlowInterpolatedConditioning,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -16,4 +20,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "ModelSamplingInstaFlow": "Model Sampling InstaFlow (Rectified Flow)",
     "InstaFlowScheduler": "InstaFlow Scheduler",
     "InstaFlowSampler": "InstaFlow Sampler",
+    "InstaFlowInterpolatedNoise": "InstaFlow Interpolated Noise (slerp between seeds)",
+    "InstaFlowInterpolatedConditioning": "InstaFlow Interpolated Conditioning (prompt A to B)",
 }

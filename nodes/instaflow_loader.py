@@ -1,4 +1,5 @@
 from ..model_loaders.instaflow_checkpoint import load_instaflow
+from ..model_loaders.model_fingerprint import model_fingerprint
 from ..model_loaders.model_folders import list_instaflow_models
 
 
@@ -16,6 +17,11 @@ class InstaFlowLoader:
         return {"required": {"ckpt_name": (list_instaflow_models(), {
             "tooltip": "Diffusers folders in models/instaflow or models/diffusers (e.g. instaflow_0_9B_from_sd_1_5), "
                        "or single-file checkpoints in models/instaflow or models/checkpoints."})}}
+
+    @classmethod
+    def IS_CHANGED(cls, ckpt_name):
+        # ComfyUI re-runs the loader when this value changes: a model file replaced on disk is reloaded.
+        return model_fingerprint(ckpt_name)
 
     def execute(self, ckpt_name):
         return load_instaflow(ckpt_name)

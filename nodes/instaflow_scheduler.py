@@ -1,4 +1,4 @@
-from ..samplers.schedule import instaflow_sigmas
+from ..samplers.model_sampling import instaflow_sigmas_for_model
 
 
 class InstaFlowScheduler:
@@ -19,4 +19,4 @@ class InstaFlowScheduler:
         }}
 
     def execute(self, model, steps, denoise):
-        return (instaflow_sigmas(steps, denoise),)
+        return (instaflow_sigmas_for_model(model, steps, denoise, "InstaFlowScheduler"),)

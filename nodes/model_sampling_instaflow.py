@@ -1,4 +1,4 @@
-from ..samplers.model_sampling import patch_instaflow_sampling
+from ..samplers.architecture_warning import UI_KEY, patch_with_architecture_warning
 
 
 class ModelSamplingInstaFlow:
@@ -15,4 +15,5 @@ class ModelSamplingInstaFlow:
         return {"required": {"model": ("MODEL", {"tooltip": "An InstaFlow / 2-Rectified-Flow model, e.g. from Load Checkpoint."})}}
 
     def execute(self, model):
-        return (patch_instaflow_sampling(model),)
+        patched, warning = patch_with_architecture_warning(model, "ModelSamplingInstaFlow")
+        return {"ui": {UI_KEY: [warning]}, "result": (patched,)} if warning else (patched,)

@@ -5,28 +5,29 @@ official schedule as explicit sigmas, so denoise < 1 is exactly 1000 * s * (1 - 
 """
 from __future__ import annotations
 
-import logging
-
 import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
 
 from .euler import rectified_flow_euler
-from .model_sampling import is_instaflow_patched, patch_instaflow_sampling
+from .finite_checks import require_finite_number
+from .sampling_guards import check_latent, check_memory, instaflow_model_for_sampling
 from .schedule import instaflow_sigmas
 
 _SAMPLER = comfy.samplers.KSAMPLER(rectified_flow_euler)
+_WHO = "InstaFlowSampler"
 
 
 def sample_instaflow(model, seed, steps, cfg, positive, negative, latent, denoise=1.0):
     """Rectified-flow Euler sampling of `latent` (a LATENT dict); returns a new LATENT dict."""
-    if not is_instaflow_patched(model):
-        logging.info("InstaFlowSampler: model is not patched for rectified flow; patching it for this run")
-        model = patch_instaflow_sampling(model)
+    require_finite_number("cfg", cfg, _WHO)
+    require_finite_number("denoise", denoise, _WHO)
+    model = instaflow_model_for_sampling(model, _WHO)
     latent_image = latent["samples"]
     if hasattr(comfy.sample, "fix_empty_latent_channels"):
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
+    check_latent(model, latent_image, _WHO)
     out = latent.copy()
     if denoise <= 0.0:  # like KSampler: nothing to denoise
         out["samples"] = latent_image
@@ -37,6 +38,7 @@ def sample_instaflow(model, seed, steps, cfg, positive, negative, latent, denois
                 f"cfg={cfg} needs a negative conditioning; connect one (the official default is an "
                 "empty prompt: CLIPTextEncode with no text) or set cfg to 1.0")
         negative = []  # cfg 1 never evaluates the unconditional branch
+    check_memory(model, latent_image.shape, _WHO)
     noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
     sigmas = instaflow_sigmas(steps, denoise)
     callback = latent_preview.prepare_callback(model, steps)

@@ -11,6 +11,7 @@ import comfy.k_diffusion.sampling
 import comfy.samplers
 
 from .euler import rectified_flow_euler
+from .model_sampling import check_schedule_target
 from .schedule import instaflow_sigmas
 
 SAMPLER_NAME = "rectified_flow"
@@ -18,7 +19,8 @@ SCHEDULER_NAME = "instaflow"
 
 
 def instaflow_scheduler(model_sampling, steps):
-    """Scheduler handler: the official uniform schedule (model_sampling is not needed)."""
+    """Scheduler handler: the official uniform schedule, for a model that samples as rectified flow."""
+    check_schedule_target(model_sampling, f"scheduler '{SCHEDULER_NAME}'")
     return instaflow_sigmas(steps)
 
 

@@ -34,6 +34,47 @@ MODEL_FIXTURES = ["instaflow_models"]
 
 
 @pytest.fixture(scope="session")
+def robustness_models(instaflow_models):
+    """Broken, foreign and hostile model files (tests/harness/robustness_models.py)."""
+    from harness.robustness_models import ensure_robustness_models
+
+    return ensure_robustness_models(instaflow_models.single_file)
+
+
+@pytest.fixture(scope="session")
+def scratch_models(tmp_path_factory):
+    """An empty, writable models root that tests fill while the server runs (links, replaced files)."""
+    from harness.scratch_models import ScratchModels
+
+    return ScratchModels.create(tmp_path_factory.mktemp("scratch_models"))
+
+
+MODEL_FIXTURES += ["robustness_models", "scratch_models"]
+
+
+@pytest.fixture(scope="session")
+def sdxl_refiner_models():
+    """A random-weight SDXL-refiner stand-in checkpoint (tests/harness/random_sdxl_refiner.py)."""
+    from harness.random_sdxl_refiner import ensure_random_sdxl_refiner
+
+    return ensure_random_sdxl_refiner()
+
+
+MODEL_FIXTURES += ["sdxl_refiner_models"]
+
+
+@pytest.fixture(scope="session")
+def tiny_foreign_model():
+    """A tiny, loadable SD3-architecture diffusion model (tests/harness/tiny_foreign_model.py)."""
+    from harness.tiny_foreign_model import ensure_tiny_sd3
+
+    return ensure_tiny_sd3()
+
+
+MODEL_FIXTURES += ["tiny_foreign_model"]
+
+
+@pytest.fixture(scope="session")
 def comfy_server(comfyui_dir, request, tmp_path_factory):
     roots = [request.getfixturevalue(name).models_root for name in MODEL_FIXTURES]
     packs = [(name, path) for name, path in PACKS if path.is_dir()]

@@ -5,18 +5,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.input_images import input_picture, put_input_image
 from harness.ui_workflow import ui_to_api
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "example_workflows").glob("*.json"))
 TEST_SIZE = 64  # the random-weight model runs any size; small keeps CPU time down
+SDXL_REFINER_NAME = "sd_xl_refiner_1.0.safetensors"  # the refiner the refiner-chain example loads
 
 
-def with_test_models(prompt: dict, models) -> dict:
-    """Point the example's loaders at the random-weight test model and shrink the latent."""
+def with_test_models(prompt: dict, models, *, refiner=None, server=None) -> dict:
+    """Point the example's loaders at the random-weight test model and shrink the latent.
+
+    With `refiner` the SDXL refiner becomes its random stand-in; with `server` LoadImage reads a test
+    picture put in the server's input folder; upscales double TEST_SIZE."""
     for node in prompt.values():
         inputs = node["inputs"]
         if node["class_type"] == "InstaFlowLoader":
             inputs["ckpt_name"] = models.name
+        elif node["class_type"] == "CheckpointLoaderSimple" and refiner is not None and inputs.get("ckpt_name") == SDXL_REFINER_NAME:
+            inputs["ckpt_name"] = refiner.single_file.name
+        elif node["class_type"] == "LoadImage" and server is not None:
+            inputs["image"] = put_input_image(server, "instaflow_example_input.png", input_picture(TEST_SIZE))
+        elif node["class_type"] == "ImageScale":
+            inputs["width"] = inputs["height"] = 2 * TEST_SIZE
         elif node["class_type"] == "CheckpointLoaderSimple":
             inputs["ckpt_name"] = models.single_file.name
         elif node["class_type"] == "EmptyLatentImage":
@@ -28,9 +39,15 @@ def test_there_is_a_one_step_example():
     assert any(p.name == "instaflow_one_step_txt2img.json" for p in EXAMPLES)
 
 
+def test_there_are_examples_for_2rf_img2img_interpolation_and_the_refiner_chain():
+    assert {"instaflow_2rf_multistep.json", "instaflow_img2img.json", "instaflow_latent_interpolation.json",
+            "instaflow_sdxl_refiner.json"} <= {p.name for p in EXAMPLES}
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models, path):
-    prompt = with_test_models(ui_to_api(json.loads(path.read_text()), comfy_server.object_info()), instaflow_models)
+def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models, sdxl_refiner_models, path):
+    prompt = with_test_models(ui_to_api(json.loads(path.read_text()), comfy_server.object_info()), instaflow_models,
+                              refiner=sdxl_refiner_models, server=comfy_server)
     outputs = comfy_server.run(prompt, timeout=600)
     saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
     assert saved, f"{path.name} has no SaveImage node"

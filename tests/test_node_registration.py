@@ -2,6 +2,7 @@
 import pytest
 
 PACK_NODES = ["InstaFlowLoader", "ModelSamplingInstaFlow", "InstaFlowScheduler", "InstaFlowSampler"]
+PACK_NODES += ["InstaFlowInterpolatedNoise", "InstaFlowInterpolatedConditioning"]  # latent interpolation
 
 
 @pytest.fixture(scope="module")

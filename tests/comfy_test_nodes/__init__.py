@@ -31,6 +31,16 @@ def _timestep_unscaled(base):
 VARIANTS = {"flipped_sign": _flipped_sign, "timestep_reversed": _timestep_reversed, "timestep_unscaled": _timestep_unscaled}
 
 
+def _start_latent_off_the_path(base):
+    class StartLatentOffThePath(base):  # x0 + sigma*noise (the EPS-style mix) instead of (1-sigma)*x0 + sigma*noise
+        def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
+            return latent_image + super().noise_scaling(sigma, noise, latent_image * 0, max_denoise)
+    return StartLatentOffThePath
+
+
+VARIANTS["start_latent_off_the_path"] = _start_latent_off_the_path  # for img2img / partial denoise
+
+
 class InstaFlowBrokenVariant:
     CATEGORY = "testing"
     FUNCTION = "execute"
@@ -62,3 +72,11 @@ def _register_another_packs_sampler():
 
 
 _register_another_packs_sampler()
+
+from .robustness_nodes import NODE_CLASS_MAPPINGS as _ROBUSTNESS_NODES  # noqa: E402 - test-only nodes, additive
+
+NODE_CLASS_MAPPINGS.update(_ROBUSTNESS_NODES)
+
+from .sampling_probe import SamplingProbe  # noqa: E402 - test-only node for the refiner chain, additive
+
+NODE_CLASS_MAPPINGS["SamplingProbe"] = SamplingProbe

@@ -1,0 +1,100 @@
+"""Stand-ins for a fine-tuned SD1.5 checkpoint and for SD1.5 itself, for the InstaFlow weight-delta recipe.
+
+The official "InstaFlow + dreamshaper-7" demo (REFERENCE.md sections 2-3, code/rf_lora.py
+load_hf_hub_lora) runs InstaFlow_UNet + alpha * (finetune_UNet - SD15_UNet) with the finetune's text
+encoder and VAE. Real checkpoints cannot be downloaded in tests, so two random single-file SD1.5
+checkpoints are derived from the random InstaFlow fixture's single file by seeded perturbation:
+
+    cache_root()/fixtures/<TAG>/models/checkpoints/
+        sd15-base-random.safetensors       InstaFlow weights; UNet + N(0, (UNET_RELATIVE * std W)^2)
+        sd15-finetune-random.safetensors   InstaFlow weights; UNet + another such perturbation,
+                                           text encoder + TEXT_ENCODER_RELATIVE, VAE decoder +
+                                           VAE_DECODER_RELATIVE (relative to each tensor's std)
+
+Both keep the LDM/CompVis key layout and fp16 values of random_models' single file (they are that
+file with some tensors changed), so stock CheckpointLoaderSimple loads them as SD1.5. Tensors with
+zero spread (fresh norm weights, zero biases) are left as they are. Bump VERSION whenever anything
+here changes what is written.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as the build script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import random_models
+from harness.cached_fixture import ensure_built, script_main
+
+FAMILY = "instaflow-random-weight-delta"
+VERSION = 1
+BASE_NAME = "sd15-base-random.safetensors"
+FINETUNE_NAME = "sd15-finetune-random.safetensors"
+SEED = 20231015
+
+UNET_RELATIVE = 0.2
+TEXT_ENCODER_RELATIVE = 0.2
+VAE_DECODER_RELATIVE = 0.2
+
+UNET_PREFIX = "model.diffusion_model."
+TEXT_ENCODER_PREFIX = "cond_stage_model."
+VAE_DECODER_PREFIX = "first_stage_model.decoder."
+
+
+@dataclass(frozen=True)
+class RandomWeightDelta:
+    models_root: Path  # has checkpoints/
+    base: Path  # "SD1.5"
+    finetune: Path  # "dreamshaper-7"
+
+
+def ensure_random_weight_delta(instaflow: random_models.RandomInstaFlow) -> RandomWeightDelta:
+    """The cached base and finetune checkpoints (~1 min and 4 GB on first use)."""
+    tag = f"{FAMILY}-v{VERSION}-{random_models.RECIPE_TAG}"
+    root = ensure_built(tag, FAMILY, Path(__file__).resolve(), ["--arg", f"instaflow_file={instaflow.single_file}"])
+    return RandomWeightDelta(models_root=root, base=root / "checkpoints" / BASE_NAME,
+                             finetune=root / "checkpoints" / FINETUNE_NAME)
+
+
+def _perturbed(tensor, relative: float, generator):
+    import torch
+
+    if relative == 0 or not tensor.is_floating_point() or tensor.numel() < 2:
+        return tensor
+    values = tensor.float()
+    spread = values.std()
+    if spread == 0:
+        return tensor
+    noise = torch.randn(values.shape, generator=generator) * (relative * spread)
+    return (values + noise).to(tensor.dtype).contiguous()
+
+
+def _relative_change(key: str, recipe: dict) -> float:
+    return next((relative for prefix, relative in recipe.items() if key.startswith(prefix)), 0.0)
+
+
+def _build(models_root: Path, instaflow_file: str) -> None:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    recipes = {
+        BASE_NAME: {UNET_PREFIX: UNET_RELATIVE},
+        FINETUNE_NAME: {UNET_PREFIX: UNET_RELATIVE, TEXT_ENCODER_PREFIX: TEXT_ENCODER_RELATIVE,
+                        VAE_DECODER_PREFIX: VAE_DECODER_RELATIVE},
+    }
+    (models_root / "checkpoints").mkdir(parents=True)
+    with safe_open(instaflow_file, framework="pt") as source:
+        metadata = source.metadata()
+        keys = sorted(source.keys())
+        for index, (name, recipe) in enumerate(recipes.items()):
+            generator = torch.Generator().manual_seed(SEED + index)
+            state = {key: _perturbed(source.get_tensor(key), _relative_change(key, recipe), generator) for key in keys}
+            save_file(state, str(models_root / "checkpoints" / name), metadata=metadata)
+            del state
+
+
+if __name__ == "__main__":
+    script_main(_build, sys.argv[1:], __doc__.splitlines()[0])

@@ -1,0 +1,40 @@
+"""Checks the robustness tests share: how a prompt failed, and that the next valid prompt works."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.measurements import record
+from harness.robustness_graphs import instaflow_graph
+from harness.server import PromptFailed, PromptRejected
+
+SIZE = 64
+
+
+def assert_next_prompt_succeeds(server, model_name: str) -> np.ndarray:
+    """Runs the smallest valid InstaFlow prompt; the server must still be up and produce a normal image."""
+    assert server.proc is not None and server.proc.poll() is None, "the ComfyUI server process died"
+    g, save = instaflow_graph(model_name, prefix="still_works")
+    [image] = server.images(server.run(g.api(), timeout=300), save.id)
+    assert image.shape == (SIZE, SIZE, 3)
+    assert 10 < image.mean() < 245 and image.std() > 1, "the image after the failure is not a normal image"
+    return image
+
+
+def failure(server, prompt: dict, node_type: str, label: str | None = None) -> PromptFailed:
+    """Runs `prompt`, which must fail in a node of `node_type`; records the message users see."""
+    with pytest.raises(PromptFailed) as caught:
+        server.run(prompt, timeout=300)
+    error = caught.value
+    assert not error.interrupted, error
+    assert error.node_type == node_type, error
+    if label:
+        record(f"error shown for {label}", f"[{error.node_type}] {error.exception_message.splitlines()[0][:400]}")
+    return error
+
+
+def rejection(server, prompt: dict, node_id: str) -> list[dict]:
+    """Queues `prompt`, which ComfyUI's validation must reject; returns the errors for node_id."""
+    with pytest.raises(PromptRejected) as caught:
+        server.queue(prompt)
+    return caught.value.node_errors[node_id]["errors"]

@@ -1,0 +1,151 @@
+"""Ready for the Comfy Registry and ComfyUI-Manager: the metadata, the published zip, and an install
+from a clean clone into a fresh custom_nodes folder of a real ComfyUI.
+
+comfy-cli (pinned in tests/requirements.txt) is the registry's own tool: `comfy node validate` runs
+the checks `comfy node publish` runs, and `comfy node pack` builds the zip that publish uploads (the
+git-tracked files minus the patterns in .comfyignore).
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from harness.pack_snapshot import clone, node_class_names, snapshot_repository
+from harness.server import ComfyServer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACK_NAME = "comfyui-instaflow"
+COMFY = Path(sys.executable).with_name("comfy")  # comfy-cli, installed in the test venv
+RAW_GITHUB = re.compile(r"^https://raw\.githubusercontent\.com/(?P<repo>[^/]+/[^/]+)/(?P<ref>[^/]+)/(?P<path>.+)$")
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory) -> Path:
+    return snapshot_repository(REPO_ROOT, tmp_path_factory.mktemp("publish") / PACK_NAME)
+
+
+def comfy_cli(*args, cwd: Path, home: Path) -> subprocess.CompletedProcess:
+    # Its config goes to a throwaway HOME; no telemetry, no prompts.
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), DO_NOT_TRACK="1",
+               COMFY_NO_TELEMETRY="1", NO_COLOR="1", COLUMNS="200")
+    return subprocess.run([str(COMFY), "--skip-prompt", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=300)
+
+
+# ------------------------------------------------------------------------------ metadata
+
+
+def test_project_name_is_a_valid_registry_node_id(pyproject):
+    name = pyproject["project"]["name"]
+    # docs.comfy.org/registry/specifications: < 100 chars, alphanumerics - _ ., no doubled specials,
+    # starts with a letter.
+    assert len(name) < 100 and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*([-_.][A-Za-z0-9]+)*", name)
+
+
+def test_version_is_semver_and_description_and_license_are_set(pyproject):
+    project = pyproject["project"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
+    assert len(project["description"]) > 40
+    assert (REPO_ROOT / project["license"]["file"]).is_file()
+
+
+def test_pack_depends_on_nothing_beyond_comfyui(pyproject):
+    assert pyproject["project"]["dependencies"] == []
+    assert not (REPO_ROOT / "requirements.txt").exists()
+    assert not (REPO_ROOT / "install.py").exists()  # ComfyUI-Manager would run it on install
+
+
+def test_repository_publisher_and_display_name_are_set(pyproject):
+    assert pyproject["project"]["urls"]["Repository"].startswith("https://github.com/")
+    comfy = pyproject["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"]
+
+
+def test_icon_is_the_raw_url_of_a_square_image_in_this_repository(pyproject):
+    icon = pyproject["tool"]["comfy"]["Icon"]
+    match = RAW_GITHUB.match(icon)
+    assert match, f"Icon {icon!r} is not a raw.githubusercontent.com URL"
+    assert pyproject["project"]["urls"]["Repository"].rstrip("/").endswith("/" + match["repo"])
+    path = REPO_ROOT / match["path"]
+    assert path.suffix in {".svg", ".png", ".jpg", ".gif"} and path.is_file()
+    svg = ET.parse(path).getroot()
+    width, height = int(svg.get("width")), int(svg.get("height"))
+    assert width == height <= 400  # the registry's icon rule: square, at most 400x400
+
+
+def test_web_directory_is_exported_and_holds_the_extension_and_rules():
+    assert 'WEB_DIRECTORY = "./web"' in (REPO_ROOT / "__init__.py").read_text()
+    assert {"instaflow_convert.js", "instaflow_conversion_rules.json"} <= {p.name for p in (REPO_ROOT / "web").iterdir()}
+
+
+# ------------------------------------------------------------------------------ comfy-cli
+
+
+def test_comfy_node_validate_passes(snapshot, tmp_path):
+    result = comfy_cli("node", "validate", cwd=snapshot, home=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "All validation checks passed" in output and "Security warnings" not in output, output
+
+
+def test_published_zip_holds_the_pack_and_not_the_tests(snapshot, tmp_path):
+    result = comfy_cli("node", "pack", cwd=snapshot, home=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = set(zipfile.ZipFile(snapshot / "node.zip").namelist())
+    for needed in ["__init__.py", "__main__.py", "pyproject.toml", "LICENSE", "README.md",
+                   "nodes/__init__.py", "samplers/flow_convention.py", "model_loaders/instaflow_checkpoint.py",
+                   "web/instaflow_convert.js", "web/instaflow_conversion_rules.json", "web/instaflow_icon.svg",
+                   "workflow_conversion/convert_api.py", "example_workflows/instaflow_one_step_txt2img.json"]:
+        assert needed in names, needed
+    left_out = sorted(n for n in names if n.split("/")[0] in {"tests", "bench", "scripts", "demo_output", ".ci"})
+    assert not left_out, left_out
+
+
+# ------------------------------------------------------------------------------ install from a clean clone
+
+
+@pytest.fixture(scope="module")
+def cloned_pack_server(snapshot, tmp_path_factory, comfyui_dir):
+    root = tmp_path_factory.mktemp("clean_install")
+    pack = clone(snapshot, root / "custom_nodes" / PACK_NAME)
+    models = root / "models"
+    models.mkdir()
+    with ComfyServer(models, [(PACK_NAME, pack)], root / "work", comfyui_dir=comfyui_dir) as server:
+        yield server, pack
+
+
+def test_clean_clone_imports_without_errors(cloned_pack_server):
+    server, pack = cloned_pack_server
+    log = server.log_text()
+    assert not server.failed_custom_nodes()
+    places = (str(server.work_dir / "custom_nodes" / PACK_NAME), str(pack))  # the link ComfyUI loads, the clone
+    pack_lines = [line for line in log.splitlines() if any(place in line for place in places)]
+    assert any("seconds:" in line for line in pack_lines), "the pack is missing from ComfyUI's import times"
+    assert not [line for line in pack_lines if "IMPORT FAILED" in line or "Cannot import" in line or 'File "' in line]
+
+
+def test_clean_clone_lists_every_node_of_the_mapping(cloned_pack_server):
+    server, pack = cloned_pack_server
+    listed = server.object_info()
+    missing = [name for name in node_class_names(pack) if name not in listed]
+    assert not missing
+
+
+def test_clean_clone_serves_the_frontend_extension_and_the_templates(cloned_pack_server):
+    server, pack = cloned_pack_server
+    assert f"/extensions/{PACK_NAME}/instaflow_convert.js" in server.get_json("/extensions")
+    templates = server.get_json("/api/workflow_templates")[PACK_NAME]
+    assert sorted(templates) == sorted(p.stem for p in (pack / "example_workflows").glob("*.json"))

@@ -1,0 +1,271 @@
+// "Convert to InstaFlow": rewrites the open SD1.5 graph for InstaFlow / 2-Rectified Flow sampling.
+// The rules live in instaflow_conversion_rules.json next to this file; workflow_conversion/convert_api.py
+// applies the same rules to API-format workflows (`python <pack> convert`), so both stay in step.
+// Also shows ModelSamplingInstaFlow's run-time warning (a model that is not SD1.5) on the node.
+import { app } from "../../scripts/app.js";
+
+const EXTENSION = "InstaFlow.ConvertGraph";
+const RULES_URL = new URL("./instaflow_conversion_rules.json", import.meta.url);
+const COMMANDS = {
+  instaflow: { id: "InstaFlow.ConvertToInstaFlow", label: "Convert to InstaFlow (1 step)" },
+  "2rf": { id: "InstaFlow.ConvertTo2RectifiedFlow", label: "Convert to 2-Rectified Flow (4 steps, cfg 1.5)" },
+};
+const WARNING_KEY = "instaflow_warning"; // ui output key of ModelSamplingInstaFlow (nodes/model_sampling_instaflow.py)
+
+let rulesPromise = null;
+function loadRules() {
+  rulesPromise ??= fetch(RULES_URL).then((r) => {
+    if (!r.ok) throw new Error(`cannot read ${RULES_URL}: HTTP ${r.status}`);
+    return r.json();
+  });
+  return rulesPromise;
+}
+
+const resolve = (value, preset) => (typeof value === "string" && value.startsWith("$") ? preset[value.slice(1)] : value);
+const typeOf = (node) => node.comfyClass ?? node.type;
+const linkById = (graph, id) => (id == null ? null : (graph.getLink?.(id) ?? graph.links?.get?.(id) ?? graph.links?.[id] ?? null));
+const inputIndex = (node, name) => node.inputs?.findIndex((input) => input.name === name) ?? -1;
+
+function inputLink(graph, node, name) {
+  const index = inputIndex(node, name);
+  return index < 0 ? null : linkById(graph, node.inputs[index].link);
+}
+
+function comboValues(widget) {
+  const values = widget.options?.values;
+  return typeof values === "function" ? values() : values;
+}
+
+class GraphConverter {
+  constructor(graph, rules, presetName) {
+    this.graph = graph;
+    this.rules = rules;
+    this.preset = rules.presets[presetName];
+    this.report = { converted: [], inserted: [], replaced: [], skipped: {}, notes: [] };
+    this.insertedFor = new Map(); // "origin_id:origin_slot" -> ModelSamplingInstaFlow node
+  }
+
+  setValues(node, values) {
+    for (const [name, raw] of Object.entries(values)) {
+      const value = resolve(raw, this.preset);
+      const socket = node.inputs?.find((input) => input.widget?.name === name);
+      const link = socket ? linkById(this.graph, socket.link) : null;
+      if (link) {
+        this.report.notes.push(`node ${node.id} (${typeOf(node)}): ${name} is connected to node ${link.origin_id}; set it to ${JSON.stringify(value)} there`);
+        continue;
+      }
+      const widget = node.widgets?.find((w) => w.name === name);
+      if (!widget) {
+        this.report.notes.push(`node ${node.id} (${typeOf(node)}) has no ${name} widget`);
+        continue;
+      }
+      const options = comboValues(widget);
+      if (Array.isArray(options) && !options.includes(value)) {
+        this.report.notes.push(`node ${node.id} (${typeOf(node)}): ${name} has no option ${JSON.stringify(value)}`);
+        continue;
+      }
+      widget.value = value;
+    }
+  }
+
+  // Follows MODEL links upstream (through LoRA loaders, patches, reroutes) to the node that makes the model.
+  traceModel(link) {
+    let patched = false;
+    const seen = new Set();
+    for (;;) {
+      const node = this.graph.getNodeById(link.origin_id);
+      if (!node) return { problem: `the model comes from node ${link.origin_id}, which is not in the workflow` };
+      if (seen.has(node.id)) return { problem: "the model links form a cycle" };
+      seen.add(node.id);
+      const type = typeOf(node);
+      if (this.rules.already_instaflow.includes(type)) patched = true;
+      if (this.rules.other_architectures.includes(type)) return { root: type, patched, other: type };
+      const next = type === "Reroute" ? linkById(this.graph, node.inputs?.[0]?.link) : inputLink(this.graph, node, this.rules.model_input);
+      if (!next) return { root: type, patched };
+      link = next;
+    }
+  }
+
+  insertModelSampling(sampler, link) {
+    const key = `${link.origin_id}:${link.origin_slot}`;
+    let patch = this.insertedFor.get(key);
+    if (!patch) {
+      patch = LiteGraph.createNode(this.rules.model_sampling_node);
+      this.graph.add(patch);
+      patch.pos = [sampler.pos[0], sampler.pos[1] - patch.size[1] - 70]; // just above the sampler
+      this.graph.getNodeById(link.origin_id).connect(link.origin_slot, patch, inputIndex(patch, this.rules.model_input));
+      this.insertedFor.set(key, patch);
+      this.report.inserted.push(patch.id);
+    }
+    patch.connect(0, sampler, inputIndex(sampler, this.rules.model_input));
+  }
+
+  convertSampler(sampler) {
+    const type = typeOf(sampler);
+    const rule = this.rules.samplers[type];
+    const link = inputLink(this.graph, sampler, this.rules.model_input);
+    if (!link) return void (this.report.skipped[sampler.id] = `${type} has no model connected`);
+    const { root, patched, other, problem } = this.traceModel(link);
+    if (problem) return void (this.report.skipped[sampler.id] = problem);
+    if (other) return void (this.report.skipped[sampler.id] = `its model passes through ${other}: not an SD1.5 graph`);
+    if (!this.rules.model_sources.includes(root)) {
+      return void (this.report.skipped[sampler.id] =
+        `its model comes from ${root}, not from a known SD1.5 checkpoint loader (${this.rules.model_sources.join(", ")})`);
+    }
+    if (!patched) this.insertModelSampling(sampler, link);
+    this.setValues(sampler, rule.set ?? {});
+    if (rule.sampler_input) this.convertSamplerSource(sampler, inputLink(this.graph, sampler, rule.sampler_input));
+    if (rule.sigmas_input) this.convertSigmaSource(sampler, inputLink(this.graph, sampler, rule.sigmas_input));
+    this.report.converted.push(sampler.id);
+  }
+
+  convertSamplerSource(sampler, link) {
+    const source = link && this.graph.getNodeById(link.origin_id);
+    const rule = source && this.rules.sampler_selects[typeOf(source)];
+    if (!rule) {
+      this.report.notes.push(`node ${sampler.id}: its sampler comes from ${source ? typeOf(source) : "nothing"}; use KSamplerSelect with rectified_flow`);
+      return;
+    }
+    this.setValues(source, rule.set);
+  }
+
+  convertSigmaSource(sampler, link) {
+    let source = link && this.graph.getNodeById(link.origin_id);
+    const rule = source && this.rules.sigma_sources[typeOf(source)];
+    if (!rule) {
+      this.report.notes.push(`node ${sampler.id}: its sigmas come from ${source ? typeOf(source) : "nothing"}; use InstaFlowScheduler`);
+      return;
+    }
+    const target = this.rules.scheduler_node;
+    const kept = Object.fromEntries(rule.keep.map((name) => [name, source.widgets?.find((w) => w.name === name)])
+      .filter(([, widget]) => widget).map(([name, widget]) => [name, widget.value]));
+    if (typeOf(source) !== target.type) source = this.replaceSigmaSource(sampler, source, target);
+    this.setValues(source, { ...Object.fromEntries(Object.entries(target.set).filter(([name]) => !(name in kept))), ...kept });
+  }
+
+  // A new InstaFlowScheduler where the old scheduler was: same outputs, model from the sampler's model.
+  replaceSigmaSource(sampler, old, target) {
+    const scheduler = LiteGraph.createNode(target.type);
+    this.graph.add(scheduler);
+    scheduler.pos = [...old.pos];
+    const model = inputLink(this.graph, sampler, this.rules.model_input);
+    this.graph.getNodeById(model.origin_id).connect(model.origin_slot, scheduler, inputIndex(scheduler, target.model_input));
+    const targets = (old.outputs?.[0]?.links ?? []).map((id) => linkById(this.graph, id)).filter(Boolean)
+      .map((l) => [this.graph.getNodeById(l.target_id), l.target_slot]);
+    for (const [node, slot] of targets) scheduler.connect(0, node, slot);
+    this.graph.remove(old);
+    this.report.replaced.push(scheduler.id);
+    return scheduler;
+  }
+}
+
+export function convertGraph(graph, rules, presetName) {
+  if (!rules.presets[presetName]) throw new Error(`unknown preset ${presetName}`);
+  for (const type of [rules.model_sampling_node, rules.scheduler_node.type]) {
+    if (!LiteGraph.registered_node_types[type]) throw new Error(`node type ${type} is not loaded: is the InstaFlow pack installed?`);
+  }
+  const converter = new GraphConverter(graph, rules, presetName);
+  const samplers = [...graph._nodes].filter((node) => typeOf(node) in rules.samplers).sort((a, b) => a.id - b.id);
+  for (const sampler of samplers) converter.convertSampler(sampler);
+  return converter.report;
+}
+
+function toast(severity, summary, detail) {
+  const manager = app.extensionManager?.toast;
+  if (manager) manager.add({ severity, summary, detail, life: severity === "error" ? 10000 : 6000 });
+  else console[severity === "error" ? "error" : "log"](`${summary}: ${detail}`);
+}
+
+// One undo step: the change tracker records nothing between before-change and after-change.
+async function runConversion(presetName) {
+  const rules = await loadRules();
+  const graph = app.canvas?.graph ?? app.graph;
+  const canvas = app.canvas;
+  canvas?.emitBeforeChange?.();
+  let report;
+  try {
+    report = convertGraph(graph, rules, presetName);
+  } catch (error) {
+    toast("error", "Convert to InstaFlow", String(error?.message ?? error));
+    throw error;
+  } finally {
+    canvas?.emitAfterChange?.();
+    if (!canvas?.emitAfterChange) app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
+    graph.setDirtyCanvas?.(true, true);
+  }
+  const skipped = Object.entries(report.skipped).map(([id, why]) => `node ${id}: ${why}`);
+  const lines = [...skipped, ...report.notes];
+  if (report.converted.length) {
+    toast(lines.length ? "warn" : "success", rules.presets[presetName].label,
+      `Converted ${report.converted.length} sampler(s), inserted ${report.inserted.length} ModelSamplingInstaFlow.` +
+      (lines.length ? ` ${lines.join("; ")}` : ""));
+  } else {
+    toast("warn", "Convert to InstaFlow", `Nothing to convert: no KSampler / KSamplerAdvanced / SamplerCustom fed by an SD1.5 checkpoint loader.${lines.length ? " " + lines.join("; ") : ""}`);
+  }
+  return report;
+}
+
+function showWarning(node, text) {
+  node.instaflowWarning = text || null;
+  node.setDirtyCanvas?.(true, true);
+}
+
+app.registerExtension({
+  name: EXTENSION,
+  commands: Object.entries(COMMANDS).map(([preset, { id, label }]) => ({
+    id,
+    label,
+    icon: "pi pi-bolt",
+    tooltip: "Insert Model Sampling InstaFlow before each SD1.5 sampler and set rectified_flow / instaflow (one undo step).",
+    function: () => runConversion(preset),
+  })),
+  menuCommands: [{ path: ["Edit", "InstaFlow"], commands: Object.values(COMMANDS).map((c) => c.id) }],
+  // Canvas right-click menu (frontend >= 1.28: getCanvasMenuItems; older ones: the legacy hook below).
+  getCanvasMenuItems() {
+    return [null, ...Object.values(COMMANDS).map(({ id, label }) => ({
+      content: label,
+      callback: () => app.extensionManager.command.execute(id),
+    }))];
+  },
+  async setup() {
+    if (typeof app.collectCanvasMenuItems !== "function") {
+      const original = LGraphCanvas.prototype.getCanvasMenuOptions;
+      LGraphCanvas.prototype.getCanvasMenuOptions = function (...args) {
+        const options = original.apply(this, args);
+        options.push(null, ...Object.keys(COMMANDS).map((preset) => ({ content: COMMANDS[preset].label, callback: () => runConversion(preset) })));
+        return options;
+      };
+    }
+    window.InstaFlow = { convertGraph, runConversion, loadRules }; // for scripting and the browser tests
+  },
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData.name !== "ModelSamplingInstaFlow") return;
+    const onExecuted = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      onExecuted?.apply(this, arguments);
+      const text = message?.[WARNING_KEY]?.join(" ");
+      showWarning(this, text);
+      if (text) toast("warn", "Model Sampling InstaFlow", text);
+    };
+    const onDrawForeground = nodeType.prototype.onDrawForeground;
+    nodeType.prototype.onDrawForeground = function (ctx) {
+      onDrawForeground?.apply(this, arguments);
+      if (!this.instaflowWarning || this.flags?.collapsed) return;
+      const width = this.size[0];
+      ctx.save();
+      ctx.font = "12px sans-serif";
+      const words = `⚠ ${this.instaflowWarning}`.split(" ");
+      const lines = [];
+      for (const word of words) {
+        const last = lines.at(-1);
+        if (last !== undefined && ctx.measureText(`${last} ${word}`).width < width - 12) lines[lines.length - 1] = `${last} ${word}`;
+        else lines.push(word);
+      }
+      ctx.fillStyle = "#5c3d00";
+      ctx.fillRect(0, this.size[1] + 4, width, lines.length * 15 + 8);
+      ctx.fillStyle = "#ffd27a";
+      lines.forEach((line, i) => ctx.fillText(line, 6, this.size[1] + 19 + i * 15));
+      ctx.restore();
+    };
+  },
+});

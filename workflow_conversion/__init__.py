@@ -1,0 +1,1 @@
+"""Graph conversion to InstaFlow for API-format workflows (standard library only; no ComfyUI import)."""

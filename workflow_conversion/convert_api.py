@@ -1,0 +1,191 @@
+"""Convert an API-format ComfyUI workflow from SD1.5 sampling to InstaFlow, following the rule set
+in web/instaflow_conversion_rules.json (the frontend's "Convert to InstaFlow" command reads the same file).
+
+For every KSampler / KSamplerAdvanced / SamplerCustom whose MODEL comes (through LoRA loaders and
+other model patches) from a known checkpoint loader:
+- a ModelSamplingInstaFlow node goes right before the sampler's model input, unless the model chain
+  already has one (or starts at InstaFlowLoader); samplers sharing one upstream output share it;
+- the sampler gets sampler `rectified_flow`, scheduler `instaflow` and the preset's steps and cfg;
+- for SamplerCustom, its KSamplerSelect is set to `rectified_flow` and its sigma source
+  (BasicScheduler, KarrasScheduler) becomes an InstaFlowScheduler with the preset's steps (keeping
+  BasicScheduler's denoise), fed by the same model as the sampler.
+Every other node, value and link is left as it was. Standard library only: this module is imported by
+`python <pack> convert` (no ComfyUI) as well as from the package.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RULES_PATH = Path(__file__).resolve().parent.parent / "web" / "instaflow_conversion_rules.json"
+
+
+class ConversionError(ValueError):
+    """The input is not an API-format workflow, or the preset is unknown."""
+
+
+@dataclass
+class ConversionReport:
+    converted: list[str] = field(default_factory=list)  # sampler node ids
+    inserted: list[str] = field(default_factory=list)  # new ModelSamplingInstaFlow node ids
+    replaced: list[str] = field(default_factory=list)  # sigma sources turned into InstaFlowScheduler
+    skipped: dict[str, str] = field(default_factory=dict)  # sampler node id -> why it was left alone
+    notes: list[str] = field(default_factory=list)  # things the user should check by hand
+
+    def lines(self) -> list[str]:
+        out = [f"converted sampler {i}" for i in self.converted]
+        out += [f"inserted ModelSamplingInstaFlow as node {i}" for i in self.inserted]
+        out += [f"replaced sigma source {i} by InstaFlowScheduler" for i in self.replaced]
+        out += [f"skipped node {i}: {why}" for i, why in self.skipped.items()]
+        return out + [f"note: {n}" for n in self.notes]
+
+
+def load_rules(path: Path | str = RULES_PATH) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def _resolve(value, preset: dict):
+    if isinstance(value, str) and value.startswith("$"):
+        return preset[value[1:]]
+    return value
+
+
+def _check_api_format(workflow) -> None:
+    if not isinstance(workflow, dict):
+        raise ConversionError("expected an API-format workflow: a JSON object of node id -> {class_type, inputs}")
+    if isinstance(workflow.get("nodes"), list):
+        raise ConversionError("this is a UI-format workflow (it has a \"nodes\" list). Convert it in ComfyUI with "
+                              "Edit > InstaFlow > Convert to InstaFlow, or export it with Workflow > Export (API) first")
+    for node_id, node in workflow.items():
+        if not isinstance(node, dict) or "class_type" not in node or not isinstance(node.get("inputs"), dict):
+            raise ConversionError(f"node {node_id!r} has no class_type/inputs: not an API-format workflow")
+
+
+class _Converter:
+    def __init__(self, workflow: dict, rules: dict, preset: dict):
+        self.wf = workflow
+        self.rules = rules
+        self.preset = preset
+        self.report = ConversionReport()
+        self.model_input = rules["model_input"]
+        self._inserted_for: dict[tuple[str, int], str] = {}
+        numeric = [int(k) for k in workflow if str(k).isdigit()]
+        self._next_id = max(numeric, default=0) + 1
+
+    def new_id(self) -> str:
+        while str(self._next_id) in self.wf:
+            self._next_id += 1
+        node_id = str(self._next_id)
+        self._next_id += 1
+        return node_id
+
+    def set_values(self, node_id: str, values: dict) -> None:
+        inputs = self.wf[node_id]["inputs"]
+        for name, value in values.items():
+            if _is_link(inputs.get(name)):
+                self.report.notes.append(f"node {node_id} ({self.wf[node_id]['class_type']}): {name} is connected to "
+                                         f"node {inputs[name][0]}; set it to {_resolve(value, self.preset)!r} there")
+                continue
+            inputs[name] = _resolve(value, self.preset)
+
+    def trace_model(self, link) -> tuple[str | None, bool, str | None, str | None]:
+        """Follow MODEL links upstream: (root class, already patched, other-architecture node, problem)."""
+        patched, seen = False, set()
+        while True:
+            node_id = link[0]
+            if node_id in seen:
+                return None, patched, None, "the model links form a cycle"
+            seen.add(node_id)
+            node = self.wf.get(node_id)
+            if node is None:
+                return None, patched, None, f"the model comes from node {node_id}, which is not in the workflow"
+            class_type = node["class_type"]
+            if class_type in self.rules["already_instaflow"]:
+                patched = True
+            if class_type in self.rules["other_architectures"]:
+                return class_type, patched, class_type, None
+            upstream = node["inputs"].get(self.model_input)
+            if not _is_link(upstream):
+                return class_type, patched, None, None
+            link = upstream
+
+    def convert_sampler(self, node_id: str) -> None:
+        node = self.wf[node_id]
+        class_type = node["class_type"]
+        rule = self.rules["samplers"][class_type]
+        model_link = node["inputs"].get(self.model_input)
+        if not _is_link(model_link):
+            self.report.skipped[node_id] = f"{class_type} has no model connected"
+            return
+        root, patched, other, problem = self.trace_model(model_link)
+        if problem:
+            self.report.skipped[node_id] = problem
+            return
+        if other:
+            self.report.skipped[node_id] = f"its model passes through {other}: not an SD1.5 graph"
+            return
+        if root not in self.rules["model_sources"]:
+            self.report.skipped[node_id] = (f"its model comes from {root}, not from a known SD1.5 checkpoint loader "
+                                            f"({', '.join(self.rules['model_sources'])})")
+            return
+        if not patched:
+            key = (model_link[0], model_link[1])
+            if key not in self._inserted_for:
+                new_id = self.new_id()
+                self.wf[new_id] = {"class_type": self.rules["model_sampling_node"],
+                                   "inputs": {self.model_input: list(model_link)}}
+                self._inserted_for[key] = new_id
+                self.report.inserted.append(new_id)
+            node["inputs"][self.model_input] = [self._inserted_for[key], 0]
+        self.set_values(node_id, rule.get("set", {}))
+        if "sampler_input" in rule:
+            self.convert_sampler_source(node_id, node["inputs"].get(rule["sampler_input"]))
+        if "sigmas_input" in rule:
+            self.convert_sigma_source(node_id, node["inputs"].get(rule["sigmas_input"]), node["inputs"][self.model_input])
+        self.report.converted.append(node_id)
+
+    def convert_sampler_source(self, sampler_id: str, link) -> None:
+        source = self.wf.get(link[0]) if _is_link(link) else None
+        if source is None or source["class_type"] not in self.rules["sampler_selects"]:
+            what = source["class_type"] if source else "nothing"
+            self.report.notes.append(f"node {sampler_id}: its sampler comes from {what}; use KSamplerSelect with rectified_flow")
+            return
+        self.set_values(link[0], self.rules["sampler_selects"][source["class_type"]]["set"])
+
+    def convert_sigma_source(self, sampler_id: str, link, model_link) -> None:
+        source = self.wf.get(link[0]) if _is_link(link) else None
+        if source is None or source["class_type"] not in self.rules["sigma_sources"]:
+            what = source["class_type"] if source else "nothing"
+            self.report.notes.append(f"node {sampler_id}: its sigmas come from {what}; use InstaFlowScheduler")
+            return
+        target = self.rules["scheduler_node"]
+        keep = {name: source["inputs"][name] for name in self.rules["sigma_sources"][source["class_type"]]["keep"]
+                if name in source["inputs"]}
+        if source["class_type"] != target["type"]:
+            # Replaced in place: the node keeps its id, so every link from its output still holds.
+            source["class_type"] = target["type"]
+            source["inputs"] = {target["model_input"]: list(model_link)}
+            self.report.replaced.append(link[0])
+        self.set_values(link[0], {name: value for name, value in target["set"].items() if name not in keep})
+        source["inputs"].update(keep)
+
+
+def convert_api_workflow(workflow: dict, preset: str | None = None, rules: dict | None = None
+                         ) -> tuple[dict, ConversionReport]:
+    """(converted copy of `workflow`, report). `preset`: a key of the rules' presets ("instaflow", "2rf")."""
+    rules = rules or load_rules()
+    _check_api_format(workflow)
+    name = preset or rules["default_preset"]
+    if name not in rules["presets"]:
+        raise ConversionError(f"unknown preset {name!r}; choose one of {', '.join(rules['presets'])}")
+    converter = _Converter(copy.deepcopy(workflow), rules, rules["presets"][name])
+    for node_id in sorted(converter.wf, key=lambda k: (not str(k).isdigit(), int(k) if str(k).isdigit() else 0, str(k))):
+        if converter.wf[node_id]["class_type"] in rules["samplers"]:
+            converter.convert_sampler(node_id)
+    return converter.wf, converter.report

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -50,7 +51,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=3 if cuda else 1)
     p.add_argument("--models", type=Path, default=None,
                    help=f"models folder with instaflow/{REAL_MODEL} (real weights); default: the random-weight model")
-    p.add_argument("--comfy-args", nargs="*", default=[], help="extra ComfyUI flags for both ComfyUI runs")
+    p.add_argument("--comfy-args", type=shlex.split, default=[],
+                   help='extra ComfyUI flags for both ComfyUI runs, e.g. --comfy-args="--use-pytorch-cross-attention"')
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     return p.parse_args()
 
@@ -105,7 +107,11 @@ def with_seed(prompt, seed):
 
 # ---------------------------------------------------------------------------- the three paths
 class ServerClient:
-    """POST /prompt, wait on the websocket for the end of execution, fetch the PNG: end-to-end ms."""
+    """POST /prompt, wait on the websocket for the end of execution, fetch the PNG.
+
+    Returns (end-to-end ms, execution ms); the latter from the server's own execution_start /
+    execution_success timestamps, so the difference is HTTP, queueing and the image fetch.
+    """
 
     def __init__(self, url):
         self.url, self.client_id = url, uuid.uuid4().hex
@@ -119,6 +125,7 @@ class ServerClient:
         t0 = time.perf_counter()
         async with session.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": self.client_id}) as r:
             prompt_id = (await r.json())["prompt_id"]
+        stamps = {}
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
@@ -128,13 +135,16 @@ class ServerClient:
                 continue
             if event["type"] == "execution_error":
                 raise RuntimeError(f"workflow failed: {data.get('exception_message')}")
+            stamps[event["type"]] = data.get("timestamp")
             if event["type"] == "executing" and data.get("node") is None:
                 break
         async with session.get(f"{self.url}/history/{prompt_id}") as r:
             image = (await r.json())[prompt_id]["outputs"][save_id]["images"][0]
         async with session.get(f"{self.url}/view", params=image) as r:
             await r.read()
-        return (time.perf_counter() - t0) * 1000
+        e2e = (time.perf_counter() - t0) * 1000
+        start, end = stamps.get("execution_start"), stamps.get("execution_success")
+        return e2e, (end - start if start and end else float("nan"))
 
 
 class InProcessComfy:
@@ -202,10 +212,10 @@ def measure(args, server, inproc, ref, model_name, size, batch):
     prompt = workflow_prompt(server.object_info(), model_name, size, batch)
     save_id, loader_id = node_id(prompt, "SaveImage"), node_id(prompt, "InstaFlowLoader")
     client = ServerClient(server.url)
-    rows = {k: [] for k in ("server", "inprocess", "reference", "c_clip", "c_unet", "c_vae", "r_clip", "r_unet", "r_vae")}
+    rows = {k: [] for k in ("server", "server_exec", "inprocess", "reference", "c_clip", "c_unet", "c_vae", "r_clip", "r_unet", "r_vae")}
     for i in range(args.warmup + args.runs):
         seed = 1000 + i
-        server_ms = asyncio.run(client.run_all([with_seed(prompt, seed)], save_id))[0]
+        server_ms, server_exec_ms = asyncio.run(client.run_all([with_seed(prompt, seed)], save_id))[0]
         reply = inproc.ask(cmd="workflow", prompt=with_seed(prompt, seed), outputs=[save_id])
         if not reply["ok"]:
             raise RuntimeError("the in-process workflow failed; see inprocess.log")
@@ -214,7 +224,7 @@ def measure(args, server, inproc, ref, model_name, size, batch):
         refc = reference_components(ref, size, batch, seed)
         if i < args.warmup:
             continue
-        for key, value in (("server", server_ms), ("inprocess", reply["ms"]), ("reference", reference_ms),
+        for key, value in (("server", server_ms), ("server_exec", server_exec_ms), ("inprocess", reply["ms"]), ("reference", reference_ms),
                            ("c_clip", comfy["clip_ms"]), ("c_unet", comfy["unet_ms"]), ("c_vae", comfy["vae_ms"]),
                            ("r_clip", refc["clip_ms"]), ("r_unet", refc["unet_ms"]), ("r_vae", refc["vae_ms"])):
             rows[key].append(value)
@@ -226,7 +236,7 @@ def measure(args, server, inproc, ref, model_name, size, batch):
     return {
         "size": size, "batch": batch, **{f"{k}_ms": v for k, v in m.items()},
         "floor_ms": floor, "overhead_ms": m["server"] - floor, "overhead_pct": 100 * (m["server"] - floor) / floor,
-        "server_overhead_ms": m["server"] - m["inprocess"],
+        "http_queue_ms": m["server"] - m["server_exec"],
         "ratio_vs_reference": m["server"] / m["reference"],
         "ratio_vs_reference_cached_prompt": m["server"] / reference_cached_prompt,
         "images_per_s": batch * 1000 / m["server"],
@@ -258,13 +268,14 @@ def print_report(env, cold, results):
         print(f"- {k}: {v}")
     print(f"- cold first prompt after server start (includes model load): {cold['server_first_ms']:.0f} ms; "
           f"server start {cold['server_start_s']:.1f} s; in-process first prompt {cold['inprocess_first_ms']:.0f} ms")
-    print("\n| size | batch | server e2e ms | in-process ms | diffusers ref ms | e2e / ref | e2e / ref (prompt cached) "
-          "| floor ms (UNet+VAE) | overhead ms (%) | HTTP+queue ms | img/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| size | batch | server e2e ms | server exec ms | in-process ms | diffusers ref ms | e2e / ref "
+          "| e2e / ref (prompt cached) | floor ms (UNet+VAE) | overhead ms (%) | HTTP+queue ms | img/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['size']} | {r['batch']} | {r['server_ms']:.0f} | {r['inprocess_ms']:.0f} | {r['reference_ms']:.0f} "
+        print(f"| {r['size']} | {r['batch']} | {r['server_ms']:.0f} | {r['server_exec_ms']:.0f} | {r['inprocess_ms']:.0f} "
+              f"| {r['reference_ms']:.0f} "
               f"| {r['ratio_vs_reference']:.3f} | {r['ratio_vs_reference_cached_prompt']:.3f} | {r['floor_ms']:.0f} "
-              f"| {r['overhead_ms']:.0f} ({r['overhead_pct']:.1f}%) | {r['server_overhead_ms']:.0f} | {r['images_per_s']:.2f} |")
+              f"| {r['overhead_ms']:.0f} ({r['overhead_pct']:.1f}%) | {r['http_queue_ms']:.0f} | {r['images_per_s']:.2f} |")
     print("\nComponents, each alone (ms): ComfyUI modules vs diffusers modules")
     print("\n| size | batch | CLIP comfy | CLIP diffusers | UNet comfy | UNet diffusers | VAE comfy | VAE diffusers |")
     print("|---|---|---|---|---|---|---|---|")
@@ -291,7 +302,7 @@ def main():
             server.start()
             first = workflow_prompt(server.object_info(), model_name, args.sizes[0], 1)
             cold = {"server_start_s": server.start_seconds,
-                    "server_first_ms": asyncio.run(ServerClient(server.url).run_all([first], node_id(first, "SaveImage")))[0],
+                    "server_first_ms": asyncio.run(ServerClient(server.url).run_all([first], node_id(first, "SaveImage")))[0][0],
                     "inprocess_first_ms": inproc.ask(cmd="workflow", prompt=first, outputs=[node_id(first, "SaveImage")])["ms"]}
             results = [measure(args, server, inproc, ref, model_name, size, batch)
                        for size in args.sizes for batch in args.batches]

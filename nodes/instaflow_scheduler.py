@@ -2,7 +2,8 @@ from ..samplers.model_sampling import instaflow_sigmas_for_model
 
 
 class InstaFlowScheduler:
-    DESCRIPTION = "The official InstaFlow / 2-Rectified-Flow schedule: N uniform steps from sigma = denoise to 0."
+    DESCRIPTION = ("The official InstaFlow / 2-Rectified-Flow schedule as SIGMAS for SamplerCustom: N uniform steps "
+                   "from sigma = denoise to 0 (use it with KSamplerSelect set to rectified_flow).")
     CATEGORY = "InstaFlow/sampling"
     FUNCTION = "execute"
     RETURN_TYPES = ("SIGMAS",)

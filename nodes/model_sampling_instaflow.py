@@ -3,7 +3,8 @@ from ..samplers.architecture_warning import UI_KEY, patch_with_architecture_warn
 
 class ModelSamplingInstaFlow:
     DESCRIPTION = ("Turns an SD1.5-architecture InstaFlow or 2-Rectified-Flow model loaded by any loader into a "
-                   "rectified-flow model (timestep = sigma*1000, velocity from noise to image).")
+                   "rectified-flow model (timestep = sigma*1000, velocity from noise to image). Place it "
+                   "between the loader (or LoRA loaders) and the sampler; a model that is not SD1.5 gets a warning.")
     CATEGORY = "InstaFlow/model"
     FUNCTION = "execute"
     RETURN_TYPES = ("MODEL",)
@@ -12,7 +13,8 @@ class ModelSamplingInstaFlow:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model": ("MODEL", {"tooltip": "An InstaFlow / 2-Rectified-Flow model, e.g. from Load Checkpoint."})}}
+        return {"required": {"model": ("MODEL", {
+            "tooltip": "An InstaFlow / 2-Rectified-Flow model (SD1.5 architecture), e.g. from Load Checkpoint or a LoRA loader."})}}
 
     def execute(self, model):
         patched, warning = patch_with_architecture_warning(model, "ModelSamplingInstaFlow")

@@ -28,5 +28,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$py" -m pip install -q -r "$repo/tests/requirements.txt" -r "$reqs" -c "$repo/tests/requirements.txt"
   echo "$want" > "$stamp"
 fi
+
+# Chromium for the browser tests (tests/test_browser.py): Debian's package, never a Playwright
+# browser download. Installed once when missing and when this user may run apt-get.
+if [ -z "${INSTAFLOW_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the browser tests (apt-get)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
+  else
+    echo "note: no chromium (apt-get install chromium); the browser tests will be skipped" >&2
+  fi
+fi
 echo "venv: $venv"
 echo "comfyui: $comfy"

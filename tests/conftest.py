@@ -34,6 +34,33 @@ MODEL_FIXTURES = ["instaflow_models"]
 
 
 @pytest.fixture(scope="session")
+def controlnet_models(instaflow_models):
+    """A random SD1.5 ControlNet made from the InstaFlow fixture's UNet (.file, .name, .diffusers_dir)."""
+    from harness.random_controlnet import ensure_random_controlnet
+
+    return ensure_random_controlnet(instaflow_models)
+
+
+@pytest.fixture(scope="session")
+def lora_models(instaflow_models):
+    """Random SD1.5 LoRAs for the InstaFlow fixture (.kohya, .diffusers files in loras/)."""
+    from harness.random_lora import ensure_random_loras
+
+    return ensure_random_loras(instaflow_models)
+
+
+@pytest.fixture(scope="session")
+def weight_delta_models(instaflow_models):
+    """Stand-in "finetune" and "SD1.5 base" single-file checkpoints (.finetune, .base)."""
+    from harness.random_weight_delta import ensure_random_weight_delta
+
+    return ensure_random_weight_delta(instaflow_models)
+
+
+MODEL_FIXTURES += ["controlnet_models", "lora_models", "weight_delta_models"]
+
+
+@pytest.fixture(scope="session")
 def robustness_models(instaflow_models):
     """Broken, foreign and hostile model files (tests/harness/robustness_models.py)."""
     from harness.robustness_models import ensure_robustness_models

@@ -36,7 +36,8 @@ def test_sdxl_lora_on_instaflow_is_skipped_with_warnings_by_comfyui(comfy_server
     log = new_log(comfy_server, log_start)
     # ComfyUI's behaviour: keys with no SD1.5 counterpart are "not loaded", a key with an SD1.5 name but an
     # SDXL shape fails when patched; both only in the log. The image is the one without the LoRA.
-    assert "lora key not loaded" in log
+    assert "lora key not loaded: lora_unet_input_blocks_7_1_transformer_blocks_5_attn1_to_q" in log
+    assert "ERROR lora diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight" in log
     assert np.array_equal(plain, with_sdxl_lora)
     record("SDXL LoRA on SD1.5 InstaFlow", "ComfyUI log: " + next(line for line in log.splitlines() if "lora key not loaded" in line)[:160])
 
@@ -57,12 +58,19 @@ def test_sdxl_controlnet_on_instaflow_fails_with_comfyuis_message(comfy_server, 
 
 
 def scheduler_names(server) -> list[str]:
-    return server.object_info("BasicScheduler")["BasicScheduler"]["input"]["required"]["scheduler"][0]
+    spec = server.object_info("BasicScheduler")["BasicScheduler"]["input"]["required"]["scheduler"]
+    return spec[1]["options"] if spec[0] == "COMBO" else spec[0]  # V3 nodes list combos as ("COMBO", {"options"})
+
+
+# ddim_uniform skips the first timesteps: its schedule starts below 1, i.e. from scaled-down noise, which
+# InstaFlow was never trained on (documented caveat). Every other stock scheduler starts at pure noise.
+STARTS_BELOW_PURE_NOISE = {"ddim_uniform"}
 
 
 def test_stock_schedulers_on_a_patched_model_stay_within_rectified_flow_range(comfy_server, instaflow_models):
     # What happens with karras & co: they read sigma_min/sigma_max from the patched model_sampling, so every
-    # stock schedule runs from 1 (pure noise) to 0, only spaced differently. No warning is needed.
+    # stock schedule lies within [0, 1] and ends at 0, only spaced differently (karras and exponential crowd
+    # the steps near 0). With 1 step they all give [1, 0].
     g = Graph()
     ckpt = g.add("CheckpointLoaderSimple", ckpt_name=instaflow_models.single_file.name)
     model = g.add("ModelSamplingInstaFlow", model=ckpt[0])
@@ -71,11 +79,12 @@ def test_stock_schedulers_on_a_patched_model_stay_within_rectified_flow_range(co
         sigmas = g.add("BasicScheduler", model=model[0], scheduler=name, steps=4, denoise=1.0)
         reports[name] = g.add("RobustnessReportSigmas", sigmas=sigmas[0]).id
     outputs = comfy_server.run(g.api())
-    for name, node in reports.items():
-        sigmas = outputs[node]["sigmas"]
+    schedules = {name: outputs[node]["sigmas"] for name, node in reports.items()}
+    for name, sigmas in schedules.items():
         record(f"4-step sigmas, scheduler {name}", ", ".join(f"{s:.3f}" for s in sigmas))
-        assert sigmas[0] == pytest.approx(1.0, abs=1e-3) and sigmas[-1] == 0.0, (name, sigmas)
-        assert all(a >= b for a, b in zip(sigmas, sigmas[1:])), (name, sigmas)
+    for name, sigmas in schedules.items():
+        assert sigmas[-1] == 0.0 and all(a >= b for a, b in zip(sigmas, sigmas[1:])), (name, sigmas)
+        assert (sigmas[0] < 0.99) if name in STARTS_BELOW_PURE_NOISE else sigmas[0] == pytest.approx(1.0, abs=1e-3), (name, sigmas)
 
 
 @pytest.mark.parametrize("sampler_name, scheduler", [("euler", "karras"), ("rectified_flow", "exponential")])

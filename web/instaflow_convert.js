@@ -91,6 +91,7 @@ class GraphConverter {
     let patch = this.insertedFor.get(key);
     if (!patch) {
       patch = LiteGraph.createNode(this.rules.model_sampling_node);
+      patch.size[0] = Math.max(patch.size[0], 330); // room for its title
       this.graph.add(patch);
       patch.pos = [sampler.pos[0], sampler.pos[1] - patch.size[1] - 70]; // just above the sampler
       this.graph.getNodeById(link.origin_id).connect(link.origin_slot, patch, inputIndex(patch, this.rules.model_input));
@@ -165,7 +166,7 @@ export function convertGraph(graph, rules, presetName) {
     if (!LiteGraph.registered_node_types[type]) throw new Error(`node type ${type} is not loaded: is the InstaFlow pack installed?`);
   }
   const converter = new GraphConverter(graph, rules, presetName);
-  const samplers = [...graph._nodes].filter((node) => typeOf(node) in rules.samplers).sort((a, b) => a.id - b.id);
+  const samplers = [...(graph.nodes ?? graph._nodes)].filter((node) => typeOf(node) in rules.samplers).sort((a, b) => a.id - b.id);
   for (const sampler of samplers) converter.convertSampler(sampler);
   return converter.report;
 }
@@ -187,7 +188,8 @@ async function runConversion(presetName) {
     report = convertGraph(graph, rules, presetName);
   } catch (error) {
     toast("error", "Convert to InstaFlow", String(error?.message ?? error));
-    throw error;
+    console.error(error);
+    return null;
   } finally {
     canvas?.emitAfterChange?.();
     if (!canvas?.emitAfterChange) app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();

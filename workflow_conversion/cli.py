@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
                                   description="Inserts ModelSamplingInstaFlow before each SD1.5 sampler and sets "
                                               "rectified_flow / instaflow with the preset's steps and cfg "
                                               "(rules: web/instaflow_conversion_rules.json).")
-    convert.add_argument("input", type=Path, help="API-format workflow (Workflow > Export (API) in ComfyUI)")
+    convert.add_argument("input", type=Path, help="API-format workflow (File > Export (API) in ComfyUI)")
     convert.add_argument("output", type=Path, help="where to write the converted workflow ('-' for stdout)")
     convert.add_argument("--preset", choices=sorted(rules["presets"]), default=rules["default_preset"],
                          help="; ".join(f"{k}: {v['label']}" for k, v in rules["presets"].items()))

@@ -61,7 +61,7 @@ def _check_api_format(workflow) -> None:
         raise ConversionError("expected an API-format workflow: a JSON object of node id -> {class_type, inputs}")
     if isinstance(workflow.get("nodes"), list):
         raise ConversionError("this is a UI-format workflow (it has a \"nodes\" list). Convert it in ComfyUI with "
-                              "Edit > InstaFlow > Convert to InstaFlow, or export it with Workflow > Export (API) first")
+                              "Edit > InstaFlow > Convert to InstaFlow, or export it with File > Export (API) first")
     for node_id, node in workflow.items():
         if not isinstance(node, dict) or "class_type" not in node or not isinstance(node.get("inputs"), dict):
             raise ConversionError(f"node {node_id!r} has no class_type/inputs: not an API-format workflow")

@@ -80,3 +80,8 @@ NODE_CLASS_MAPPINGS.update(_ROBUSTNESS_NODES)
 from .sampling_probe import SamplingProbe  # noqa: E402 - test-only node for the refiner chain, additive
 
 NODE_CLASS_MAPPINGS["SamplingProbe"] = SamplingProbe
+
+
+from .broken_controlnet import InstaFlowBrokenControlNet  # noqa: E402
+
+NODE_CLASS_MAPPINGS["InstaFlowBrokenControlNet"] = InstaFlowBrokenControlNet

@@ -1,14 +1,11 @@
 """A synthetic depth-map-like control image: a bright disc in front of a sloping background.
 
-Written as an 8-bit RGB PNG so that ComfyUI's LoadImage and the reference read exactly the same
-values (uint8 / 255).
+Tests write it as an 8-bit PNG into the server's input folder (harness.input_images.put_input_image),
+so that ComfyUI's LoadImage and the reference read exactly the same values (uint8 / 255).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-from PIL import Image
 
 
 def depth_like_image(size: int) -> np.ndarray:
@@ -21,11 +18,3 @@ def depth_like_image(size: int) -> np.ndarray:
     depth[box] = 0.4
     gray = np.round(np.clip(depth, 0, 1) * 255).astype(np.uint8)
     return np.repeat(gray[:, :, None], 3, axis=2)
-
-
-def write_control_image(path: Path, size: int) -> np.ndarray:
-    """Write the image as PNG at `path` and return the array that was written."""
-    image = depth_like_image(size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
-    return image

@@ -8,7 +8,8 @@ multiplier, model2's added with -multiplier); ModelMergeAdd(model1=InstaFlow, mo
 to InstaFlow's UNet. Both merge nodes clone model1 and only patch "diffusion_model." weights, so
 InstaFlow's rectified-flow sampling patch survives when InstaFlow is ModelMergeAdd's model1 (with
 InstaFlow as model2 the result would sample as the finetune's noise-prediction model: wrong with
-stock samplers; our scheduler refuses it and InstaFlowSampler patches it).
+stock samplers; the pack's instaflow scheduler refuses it and InstaFlowSampler patches it, by
+samplers/model_sampling.py and samplers/sampling_guards.py; not run here).
 
 Stand-in checkpoints: tests/harness/random_weight_delta.py. The reference
 (tests/harness/reference_weight_delta.py) merges by hand into the diffusers UNet, takes the

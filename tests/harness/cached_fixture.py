@@ -1,7 +1,7 @@
 """Build a model fixture once, in a subprocess, into a cached folder that readers see all or nothing of.
 
-The same pattern as random_models.ensure_random_instaflow, for the fixtures built on top of it
-(ControlNet, LoRAs, weight-delta checkpoints):
+Every cached model fixture (the random InstaFlow model, ControlNet, LoRAs, weight-delta checkpoints,
+the SDXL refiner stand-in, ...) is built through ensure_built:
 
     cache_root()/fixtures/<tag>/models/      complete fixture (has a .complete marker)
     cache_root()/fixtures/<tag>/.building-*  staging folder of a build in progress (or killed)
@@ -11,6 +11,7 @@ The build runs as `python <script> --build-into <staging>/models <args...>` so t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,9 +21,23 @@ import tempfile
 from pathlib import Path
 
 from harness.comfyui_source import cache_root
-from harness.random_models import _exclusive_lock
 
 COMPLETE = ".complete"
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: rely on the atomic rename alone
+        yield
+        return
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def fixture_base(tag: str) -> Path:

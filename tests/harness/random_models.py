@@ -41,21 +41,19 @@ comfy has side effects (argument parsing) that must not leak into the test proce
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 try:
+    from harness.cached_fixture import ensure_built
     from harness.comfyui_source import cache_root, comfyui_path
 except ImportError:  # run as a script: python tests/harness/random_models.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from harness.cached_fixture import ensure_built
     from harness.comfyui_source import cache_root, comfyui_path
 
 RECIPE_TAG = "instaflow-random-sd15-v3"
@@ -163,51 +161,8 @@ def _describe(models_root: Path) -> RandomInstaFlow:
 
 def ensure_random_instaflow() -> RandomInstaFlow:
     """The cached random model; builds it on first use (~30 s on 2 CPU cores, 6.4 GB)."""
-    base = fixture_dir()
-    models_root = base / "models"
-    if (models_root / _COMPLETE).is_file():
-        return _describe(models_root)
-    base.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(base / ".lock"):
-        if not (models_root / _COMPLETE).is_file():
-            for stale in base.glob(".building-*"):  # left by a build that was killed
-                shutil.rmtree(stale, ignore_errors=True)
-            if models_root.exists():  # only possible after manual tampering
-                shutil.rmtree(models_root)
-            staging = Path(tempfile.mkdtemp(prefix=".building-", dir=base))
-            try:
-                subprocess.run(
-                    [sys.executable, str(Path(__file__).resolve()), "--build-into", str(staging / "models"),
-                     "--comfyui", str(comfyui_path())],
-                    check=True,
-                )
-                os.rename(staging / "models", models_root)  # atomic: readers see all or nothing
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            _remove_older_recipes(base)
+    models_root = ensure_built(RECIPE_TAG, NAME, Path(__file__).resolve(), ["--comfyui", str(comfyui_path())])
     return _describe(models_root)
-
-
-def _remove_older_recipes(current: Path) -> None:
-    """Earlier recipes' models (6.4 GB each) are never read again once a new recipe is built."""
-    for old in current.parent.glob(NAME + "-v*"):
-        if old != current and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path):
-    try:
-        import fcntl
-    except ImportError:  # Windows: rely on the atomic rename alone
-        yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ----------------------------------------------------------------------------------------------

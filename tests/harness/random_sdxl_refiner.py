@@ -29,22 +29,20 @@ ComfyUI's detector calls the result SDXLRefiner. Bump RECIPE_TAG whenever what i
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 try:
     from harness.comfyui_source import cache_root, comfyui_path
-    from harness.random_models import VAE_CONFIG, VAE_DECODER_CONV_OUT_SCALE, VAE_QUANT_LOGVAR, VAE_QUANT_MEAN_SCALE, _exclusive_lock
+    from harness.random_models import VAE_CONFIG, VAE_DECODER_CONV_OUT_SCALE, VAE_QUANT_LOGVAR, VAE_QUANT_MEAN_SCALE
+    from harness.cached_fixture import ensure_built
 except ImportError:  # run as a script: python tests/harness/random_sdxl_refiner.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from harness.comfyui_source import cache_root, comfyui_path
-    from harness.random_models import VAE_CONFIG, VAE_DECODER_CONV_OUT_SCALE, VAE_QUANT_LOGVAR, VAE_QUANT_MEAN_SCALE, _exclusive_lock
+    from harness.random_models import VAE_CONFIG, VAE_DECODER_CONV_OUT_SCALE, VAE_QUANT_LOGVAR, VAE_QUANT_MEAN_SCALE
+    from harness.cached_fixture import ensure_built
 
 RECIPE_TAG = "sdxl-refiner-standin-v1"
 NAME = "sdxl-refiner-standin"
@@ -113,27 +111,7 @@ def _describe(models_root: Path) -> RandomSDXLRefiner:
 
 def ensure_random_sdxl_refiner() -> RandomSDXLRefiner:
     """The cached stand-in; builds it on first use (~1 min on 2 CPU cores, 2 GB on disk)."""
-    base = fixture_dir()
-    models_root = base / "models"
-    if (models_root / _COMPLETE).is_file():
-        return _describe(models_root)
-    base.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(base / ".lock"):
-        if not (models_root / _COMPLETE).is_file():
-            for stale in base.glob(".building-*"):  # left by a build that was killed
-                shutil.rmtree(stale, ignore_errors=True)
-            if models_root.exists():
-                shutil.rmtree(models_root)
-            staging = Path(tempfile.mkdtemp(prefix=".building-", dir=base))
-            try:
-                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--build-into", str(staging / "models"),
-                                "--comfyui", str(comfyui_path())], check=True)
-                os.rename(staging / "models", models_root)  # atomic: readers see all or nothing
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            for old in base.parent.glob(NAME + "-v*"):  # earlier recipes are never read again
-                if old != base and old.is_dir():
-                    shutil.rmtree(old, ignore_errors=True)
+    models_root = ensure_built(RECIPE_TAG, NAME, Path(__file__).resolve(), ["--comfyui", str(comfyui_path())])
     return _describe(models_root)
 
 

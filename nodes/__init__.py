@@ -5,6 +5,10 @@ from .instaflow_loader import InstaFlowLoader
 from .instaflow_sampler import InstaFlowSampler
 from .instaflow_scheduler import InstaFlowScheduler
 from .model_sampling_instaflow import ModelSamplingInstaFlow
+from .model_sampling_perflow import ModelSamplingPeRFlow
+from .perflow_delta_weights import PeRFlowDeltaWeights
+from .perflow_loader import PeRFlowLoader
+from .perflow_scheduler import PeRFlowScheduler
 
 NODE_CLASS_MAPPINGS = {
     "InstaFlowLoader": InstaFlowLoader,
@@ -13,6 +17,10 @@ NODE_CLASS_MAPPINGS = {
     "InstaFlowSampler": InstaFlowSampler,
     "InstaFlowInterpolatedNoise": InstaFlowInterpolatedNoise,
     "InstaFlowInterpolatedConditioning": InstaFlowInterpolatedConditioning,
+    "PeRFlowLoader": PeRFlowLoader,
+    "ModelSamplingPeRFlow": ModelSamplingPeRFlow,
+    "PeRFlowScheduler": PeRFlowScheduler,
+    "PeRFlowDeltaWeights": PeRFlowDeltaWeights,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -22,4 +30,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "InstaFlowSampler": "InstaFlow Sampler",
     "InstaFlowInterpolatedNoise": "InstaFlow Interpolated Noise (slerp between seeds)",
     "InstaFlowInterpolatedConditioning": "InstaFlow Interpolated Conditioning (prompt A to B)",
+    "PeRFlowLoader": "Load PeRFlow Checkpoint",
+    "ModelSamplingPeRFlow": "Model Sampling PeRFlow (Piecewise Rectified Flow)",
+    "PeRFlowScheduler": "PeRFlow Scheduler",
+    "PeRFlowDeltaWeights": "Apply PeRFlow Delta Weights (any SD1.5 finetune)",
 }

@@ -1,4 +1,4 @@
-from ..samplers.interpolated_noise import InterpolatedNoise
+from ..samplers.comfyui.interpolated_noise import InterpolatedNoise
 
 
 class InstaFlowInterpolatedNoise:

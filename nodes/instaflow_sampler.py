@@ -1,4 +1,4 @@
-from ..samplers.instaflow_sampling import sample_instaflow
+from ..samplers.comfyui.instaflow_sampling import sample_instaflow
 
 
 class InstaFlowSampler:

@@ -1,4 +1,4 @@
-from ..samplers.model_sampling import instaflow_sigmas_for_model
+from ..samplers.comfyui.schedules import instaflow_sigmas_for_model
 
 
 class InstaFlowScheduler:

@@ -1,4 +1,5 @@
-from ..samplers.architecture_warning import UI_KEY, patch_with_architecture_warning
+from ..samplers.comfyui.architecture_warning import UI_KEY, patch_with_architecture_warning
+from ..samplers.comfyui.model_sampling import patch_instaflow_sampling
 
 
 class ModelSamplingInstaFlow:
@@ -17,5 +18,5 @@ class ModelSamplingInstaFlow:
             "tooltip": "An InstaFlow / 2-Rectified-Flow model (SD1.5 architecture), e.g. from Load Checkpoint or a LoRA loader."})}}
 
     def execute(self, model):
-        patched, warning = patch_with_architecture_warning(model, "ModelSamplingInstaFlow")
+        patched, warning = patch_with_architecture_warning(model, "InstaFlow", "ModelSamplingInstaFlow", patch_instaflow_sampling)
         return {"ui": {UI_KEY: [warning]}, "result": (patched,)} if warning else (patched,)

@@ -159,10 +159,10 @@ def resolver_results(comfyui_dir: Path, roots: dict[str, Path], names: list[str]
         for key, path in {json.dumps({k: str(v) for k, v in roots.items()})}.items():
             folder_paths.folder_names_and_paths[key] = ([path], set(folder_paths.supported_pt_extensions))
         from model_loaders import model_folders
-        out = {{"listed": model_folders.list_instaflow_models(), "resolved": {{}}}}
+        out = {{"listed": model_folders.list_models("instaflow"), "resolved": {{}}}}
         for name in {names!r}:
             try:
-                out["resolved"][name] = list(model_folders.resolve_instaflow_model(name))
+                out["resolved"][name] = list(model_folders.resolve_model(name, "instaflow"))
             except Exception as e:
                 out["resolved"][name] = [type(e).__name__, str(e)]
         print(json.dumps(out))

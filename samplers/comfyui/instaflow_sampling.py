@@ -10,10 +10,10 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from .euler import rectified_flow_euler
-from .finite_checks import require_finite_number
+from ..euler import rectified_flow_euler
+from ..finite_checks import require_finite_number
+from ..flows.instaflow import instaflow_sigmas
 from .sampling_guards import check_latent, check_memory, instaflow_model_for_sampling
-from .schedule import instaflow_sigmas
 
 _SAMPLER = comfy.samplers.KSAMPLER(rectified_flow_euler)
 _WHO = "InstaFlowSampler"

@@ -17,26 +17,29 @@ REQUIRED_PARTS = ("unet", "vae", "text_encoder")
 OPTIONAL_PARTS = ("text_encoder_2",)  # SDXL's OpenCLIP bigG
 
 
-def _candidates(folder: str, stem: str, suffixes, pickles) -> list[str]:
+def _candidates(listed, stem: str, suffixes, pickles) -> list[str]:
     names = [stem + suffix for suffix in suffixes]
-    try:
-        listed = os.listdir(folder)
-    except OSError:
-        listed = []
     variants = sorted((n for n in listed if n.startswith(stem + ".") and n.endswith(".safetensors") and n not in names),
                       reverse=True)
     bins = [(stem + p) if p.startswith(".") else p for p in pickles]
     return names + variants + bins
 
 
+def weight_name_choice(listed, part: str = "unet") -> str | None:
+    """Which of the file names `listed` (one part's folder, on disk or in a hub repository) the loader reads."""
+    stem, suffixes, pickles = _NAMES[part]
+    listed = set(listed)
+    return next((name for name in _candidates(listed, stem, suffixes, pickles) if name in listed), None)
+
+
 def weight_file_in(folder: str, part: str = "unet") -> str | None:
     """The weights file of a model part stored directly in `folder` (as a UNet folder is)."""
-    stem, suffixes, pickles = _NAMES[part]
-    for name in _candidates(folder, stem, suffixes, pickles):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            return path
-    return None
+    try:
+        listed = [n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n))]
+    except OSError:
+        return None
+    name = weight_name_choice(listed, part)
+    return os.path.join(folder, name) if name else None
 
 
 def weight_file(folder: str, part: str) -> str | None:

@@ -1,7 +1,8 @@
 """Demo: a headless ComfyUI runs the bundled one-step example workflow and writes the PNG.
 
 Uses the real InstaFlow-0.9B weights when they are in the models folder, downloads them only when
-asked (--download), and otherwise runs on the random-weight test model and says so.
+asked (--download: only the files the loader reads, resumable, each one checked; scripts/hub_download.py),
+and otherwise runs on the random-weight test model and says so.
 Run through scripts/demo.sh, which builds the environment first.
 """
 from __future__ import annotations
@@ -17,15 +18,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the server runner and workflow converter live with the tests
 
+import hub_download  # noqa: E402  (scripts/, next to this file)
 from harness.comfyui_source import cache_root  # noqa: E402
+from harness.pack_identity import PACK_NAME  # noqa: E402
 from harness.server import ComfyServer  # noqa: E402
 from harness.ui_workflow import ui_to_api  # noqa: E402
 
 HUB_REPO = "XCLiu/instaflow_0_9B_from_sd_1_5"
 MODEL_NAME = "instaflow_0_9B_from_sd_1_5"
 WORKFLOW = REPO / "example_workflows" / "instaflow_one_step_txt2img.json"
-# What InstaFlowLoader reads; the safety checker and feature extractor are not used.
-HUB_PATTERNS = ["model_index.json", "unet/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*"]
 
 
 def parse_args():
@@ -33,31 +34,19 @@ def parse_args():
     p.add_argument("--models", type=Path, default=cache_root() / "models",
                    help="ComfyUI-style models folder holding instaflow/%s (default: %%(default)s)" % MODEL_NAME)
     p.add_argument("--download", action="store_true",
-                   help=f"download {HUB_REPO} from the Hugging Face hub into MODELS/instaflow/ first (~4 GB)")
+                   help=f"download what the loader reads from {HUB_REPO} (unet, text encoder and VAE safetensors, "
+                        "~4.3 GB) into MODELS/instaflow/ first; resumes, and checks every file against the hub")
+    p.add_argument("--download-only", action="store_true", help="with --download: fetch and check, then stop")
     p.add_argument("--out", type=Path, default=Path("demo_output"), help="where the PNG goes (default: %(default)s)")
     p.add_argument("--prompt", default=None, help="replace the example's prompt")
     p.add_argument("--seed", type=int, default=None, help="replace the example's seed")
     return p.parse_args()
 
 
-def has_weights(folder: Path) -> bool:
-    return all(any((folder / part).glob("*.safetensors")) or any((folder / part).glob("*.bin"))
-               for part in ("unet", "vae", "text_encoder"))
-
-
-def download(folder: Path) -> None:
-    from huggingface_hub import snapshot_download  # only on request
-
-    print(f"Downloading {HUB_REPO} into {folder} ...", flush=True)
-    snapshot_download(HUB_REPO, local_dir=folder, allow_patterns=HUB_PATTERNS)
-
-
 def choose_model(args) -> tuple[Path, str, bool]:
     """(models root, InstaFlowLoader name, real weights?)."""
     real = args.models / "instaflow" / MODEL_NAME
-    if args.download and not has_weights(real):
-        download(real)
-    if has_weights(real):
+    if hub_download.has_verified_layout(real):
         return args.models, MODEL_NAME, True
     from harness.random_models import ensure_random_instaflow
 
@@ -67,13 +56,23 @@ def choose_model(args) -> tuple[Path, str, bool]:
 
 def main() -> int:
     args = parse_args()
+    if args.download:
+        folder = args.models / "instaflow" / MODEL_NAME
+        try:
+            hub_download.download(HUB_REPO, folder, log=lambda line: print(line, flush=True))
+        except hub_download.DownloadError as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 1
+        print(f"{folder}: ready for Load InstaFlow Checkpoint ({MODEL_NAME})", flush=True)
+        if args.download_only:
+            return 0
     models_root, model_name, real = choose_model(args)
     if not real:
         print(f"NOTE: no InstaFlow weights in {args.models / 'instaflow' / MODEL_NAME}; running on the RANDOM-WEIGHT "
               "test model, so the image will look like noise. Use --download for the real InstaFlow-0.9B.", flush=True)
     workflow = json.loads(WORKFLOW.read_text())
     with tempfile.TemporaryDirectory(prefix="instaflow-demo-") as work:
-        server = ComfyServer(models_root, [("comfyui-instaflow", REPO)], Path(work))
+        server = ComfyServer(models_root, [(PACK_NAME, REPO)], Path(work))
         t0 = time.perf_counter()
         with server:
             started = time.perf_counter() - t0

@@ -1,5 +1,12 @@
-"""Every bundled example workflow (UI format) converts to API format and runs on the real server."""
+"""The bundled example workflows (UI format): what they declare, and that each one runs on the real server.
+
+Every model file a template loads from a stock folder is declared on its loader (`properties.models`),
+so ComfyUI's missing-models dialog can offer it. The server tests put random test models under those
+exact names (harness/template_models.py), so the templates run as saved, apart from a smaller latent.
+Templates that load a diffusers folder (InstaFlowLoader / PeRFlowLoader) get the random folder instead.
+"""
 import json
+import re
 from pathlib import Path
 
 import conftest
@@ -8,82 +15,37 @@ import numpy as np
 import pytest
 
 from harness.input_images import input_picture, put_input_image
-from harness.ui_workflow import ui_to_api
+from harness.template_models import StandIns, all_declared_models, declared_models, linked_template_models
+from harness.ui_workflow import VIRTUAL_NODES, ui_to_api
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "example_workflows").glob("*.json"))
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 TEST_SIZE = 64  # the random-weight model runs any size; small keeps CPU time down
-SDXL_REFINER_NAME = "sd_xl_refiner_1.0.safetensors"  # the refiner the refiner-chain example loads
-# Model names the ControlNet / LoRA / weight-delta examples use, and the loader input that names them.
-CONTROLNET_EXAMPLE_NAME = "control_v11f1p_sd15_depth.pth"
-LORA_EXAMPLE_NAME = "my_sd15_style_lora.safetensors"
-FINETUNE_EXAMPLE_NAME = "dreamshaper_7.safetensors"
-SD15_EXAMPLE_NAME = "v1-5-pruned-emaonly.safetensors"
-MODEL_NAME_INPUTS = {"ControlNetLoader": "control_net_name", "LoraLoader": "lora_name",
-                     "CheckpointLoaderSimple": "ckpt_name", "PeRFlowLoader": "ckpt_name",
-                     "PeRFlowDeltaWeights": "delta_name"}
-# PeRFlow: the official folder names the templates load -> the random PeRFlow test models (their
-# fixture lists them under models/perflow by these names). The SD1.5 one falls back to the random
-# InstaFlow diffusers folder (the same SD1.5 architecture; PeRFlowLoader lists models/diffusers too).
-PERFLOW_STAND_INS = {"perflow-sd15-dreamshaper": "perflow-random-sd15", "perflow-sdxl-base": "perflow-random-sdxl",
-                     "perflow-sd15-delta-weights": "perflow-sd15-delta-weights"}
+LORA_EXAMPLE_NAME = "my_sd15_style_lora.safetensors"  # the user's own LoRA: nothing to declare or download
+# Folder loaders: the official diffusers folder a template names -> the random test model standing in.
+# PeRFlow's test models are listed under models/perflow by these names; the SD1.5 one falls back to the
+# random InstaFlow diffusers folder (the same SD1.5 architecture; PeRFlowLoader lists models/diffusers too).
+FOLDER_LOADERS = {"InstaFlowLoader": "ckpt_name", "PeRFlowLoader": "ckpt_name"}
+PERFLOW_STAND_INS = {"perflow-sd15-dreamshaper": "perflow-random-sd15", "perflow-sdxl-base": "perflow-random-sdxl"}
 PERFLOW_SD15_FALLBACK = {"perflow-sd15-dreamshaper"}
+# Loaders whose model comes from a fixed model folder (so the template must declare it), and the folder.
+FILE_LOADERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders", "DualCLIPLoader": "text_encoders",
+                "VAELoader": "vae", "CheckpointLoaderSimple": "checkpoints", "ControlNetLoader": "controlnet",
+                "PeRFlowDeltaWeights": "perflow"}
+# Model folder keys the server knows: ComfyUI's own and the two this pack registers (model_loaders/model_folders.py).
+KNOWN_FOLDERS = {"checkpoints", "diffusion_models", "text_encoders", "vae", "controlnet", "loras", "instaflow", "perflow"}
+SPLIT_SUFFIX = "_split_files"
 
 
-def perflow_stand_ins(object_info: dict, instaflow_models) -> dict:
-    """PeRFlow template name -> the test model the server lists for it (skips a template whose model is missing)."""
-    listed = set(object_info["PeRFlowLoader"]["input"]["required"]["ckpt_name"][0]) | set(
-        object_info["PeRFlowDeltaWeights"]["input"]["required"]["delta_name"][0])
-    mapping = {}
-    for official, stand_in in PERFLOW_STAND_INS.items():
-        if stand_in in listed:
-            mapping[official] = stand_in
-        elif official in PERFLOW_SD15_FALLBACK:
-            mapping[official] = instaflow_models.name
-    return mapping
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
-def require_perflow_test_models(prompt: dict, stand_ins: dict) -> None:
-    """Skip while the PeRFlow test models are not part of this checkout; fail once their fixture is registered."""
-    for node in prompt.values():
-        name_input = {"PeRFlowLoader": "ckpt_name", "PeRFlowDeltaWeights": "delta_name"}.get(node["class_type"])
-        name = node["inputs"].get(name_input) if name_input else None
-        if name is not None and name not in stand_ins:
-            message = f"the PeRFlow test model standing in for {name} ({PERFLOW_STAND_INS[name]}) is not in the models roots"
-            if any("perflow" in fixture for fixture in conftest.MODEL_FIXTURES):
-                pytest.fail(message)
-            pytest.skip(message + ": the PeRFlow test-model fixture is not in this checkout (conftest.MODEL_FIXTURES)")
+def nodes_of(path: Path) -> dict:
+    return {n["type"]: n for n in load(path)["nodes"]}
 
 
-def example_stand_ins(controlnet, loras, deltas) -> dict:
-    """Example model name -> the random test model's name standing in for it."""
-    return {CONTROLNET_EXAMPLE_NAME: controlnet.name, LORA_EXAMPLE_NAME: loras.kohya.name,
-            FINETUNE_EXAMPLE_NAME: deltas.finetune.name, SD15_EXAMPLE_NAME: deltas.base.name}
-
-
-def with_test_models(prompt: dict, models, *, refiner=None, server=None, stand_ins=None) -> dict:
-    """Point the example's loaders at the random-weight test model and shrink the latent.
-
-    With `refiner` the SDXL refiner becomes its random stand-in; with `server` LoadImage reads a test
-    picture put in the server's input folder; upscales double TEST_SIZE; `stand_ins` (example_stand_ins)
-    renames the ControlNet, LoRA and extra checkpoints the examples name."""
-    for node in prompt.values():
-        inputs = node["inputs"]
-        name_input = MODEL_NAME_INPUTS.get(node["class_type"])
-        if stand_ins and name_input and inputs.get(name_input) in stand_ins:
-            inputs[name_input] = stand_ins[inputs[name_input]]
-        elif node["class_type"] == "InstaFlowLoader":
-            inputs["ckpt_name"] = models.name
-        elif node["class_type"] == "CheckpointLoaderSimple" and refiner is not None and inputs.get("ckpt_name") == SDXL_REFINER_NAME:
-            inputs["ckpt_name"] = refiner.single_file.name
-        elif node["class_type"] == "LoadImage" and server is not None:
-            inputs["image"] = put_input_image(server, "instaflow_example_input.png", input_picture(TEST_SIZE))
-        elif node["class_type"] == "ImageScale":
-            inputs["width"] = inputs["height"] = 2 * TEST_SIZE
-        elif node["class_type"] == "CheckpointLoaderSimple":
-            inputs["ckpt_name"] = models.single_file.name
-        elif node["class_type"] == "EmptyLatentImage":
-            inputs["width"] = inputs["height"] = TEST_SIZE
-    return prompt
+# ------------------------------------------------------------------------------ what the templates hold
 
 
 def test_there_is_a_one_step_example():
@@ -104,24 +66,147 @@ def test_there_are_perflow_examples_with_the_official_settings():
     expected = {"perflow_sd15_txt2img": (4, 4.5, 512), "perflow_sdxl_txt2img": (6, 2.0, 1024),
                 "perflow_delta_on_finetune": (4, 4.5, 512)}
     for name, (steps, cfg, size) in expected.items():
-        nodes = {n["type"]: n for n in json.loads((EXAMPLES[0].parent / f"{name}.json").read_text())["nodes"]}
-        seed, _control, *values = nodes["KSampler"]["widgets_values"]
-        assert values == [steps, cfg, "euler", "perflow", 1.0], name
-        assert nodes["EmptyLatentImage"]["widgets_values"][:2] == [size, size], name
-    delta = {n["type"]: n for n in json.loads((EXAMPLES[0].parent / "perflow_delta_on_finetune.json").read_text())["nodes"]}
-    assert delta["PeRFlowDeltaWeights"]["widgets_values"] == ["perflow-sd15-delta-weights", 1.0]
+        for variant in ([name, name + SPLIT_SUFFIX] if name != "perflow_delta_on_finetune" else [name]):
+            nodes = nodes_of(REPO_ROOT / "example_workflows" / f"{variant}.json")
+            seed, _control, *values = nodes["KSampler"]["widgets_values"]
+            assert values == [steps, cfg, "euler", "perflow", 1.0], variant
+            assert nodes["EmptyLatentImage"]["widgets_values"][:2] == [size, size], variant
+    delta = nodes_of(REPO_ROOT / "example_workflows" / "perflow_delta_on_finetune.json")
+    assert delta["PeRFlowDeltaWeights"]["widgets_values"] == ["perflow_sd15_delta_weights_v0-1.safetensors", 1.0]
+    assert nodes_of(REPO_ROOT / "example_workflows" / "perflow_sd15_txt2img_split_files.json")[
+        "ModelSamplingPeRFlow"]["widgets_values"] == ["diff_eps"]
+    assert nodes_of(REPO_ROOT / "example_workflows" / "perflow_sdxl_txt2img_split_files.json")[
+        "ModelSamplingPeRFlow"]["widgets_values"] == ["ddim_eps"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models, sdxl_refiner_models, controlnet_models,
-                                                  lora_models, weight_delta_models, path):
+def test_every_model_file_a_template_loads_is_declared_for_the_download_dialog(path):
+    """Each entry: name = a widget value of its node, a Hugging Face URL of a .safetensors file, a folder the server
+    knows (else the dialog says "invalid directory"); every file loader's file is declared (the user's LoRA aside)."""
+    workflow = load(path)
+    for entry in declared_models(workflow):
+        assert entry["name"] in entry["widgets"], entry
+        assert re.fullmatch(r"https://huggingface\.co/[\w.-]+/[\w.-]+/resolve/main/[\w./-]+\.safetensors", entry["url"]), entry
+        assert entry["name"].endswith(".safetensors") and "/" not in entry["name"], entry
+        assert entry["directory"] in KNOWN_FOLDERS, entry
+        assert entry["directory"] == FILE_LOADERS[entry["node_type"]], entry
+    declared = {(e["node_id"], e["name"]) for e in declared_models(workflow)}
+    for node in workflow["nodes"]:
+        if node["type"] in FILE_LOADERS:
+            files = [v for v in node["widgets_values"] if isinstance(v, str) and v.endswith(".safetensors")]
+            assert files and all((node["id"], f) in declared for f in files), f"{path.name}: node {node['id']} ({node['type']})"
+        elif node["type"] == "LoraLoader":
+            assert node["widgets_values"][0] == LORA_EXAMPLE_NAME
+
+
+def test_one_file_name_means_one_file_across_templates():
+    """Names never collide: the same name always has the same URL and folder, and two URLs never share a name."""
+    seen = {}
+    for path in EXAMPLES:
+        for entry in declared_models(load(path)):
+            key = (entry["url"], entry["directory"])
+            assert seen.setdefault(entry["name"], key) == key, f"{path.name}: {entry['name']} means two files"
+    urls = [url for url, _ in seen.values()]
+    assert len(urls) == len(set(urls)), "one URL under two names"
+
+
+def test_folder_templates_have_a_download_ready_variant_with_the_same_graph_otherwise():
+    """Diffusers folders cannot go through the dialog: each folder template has a _split_files twin whose loaders
+    (UNETLoader + CLIPLoader/DualCLIPLoader + VAELoader + the model-sampling node) replace the folder loader."""
+    folder_templates = [p for p in EXAMPLES if any(n["type"] in FOLDER_LOADERS for n in load(p)["nodes"])]
+    assert folder_templates
+    for path in folder_templates:
+        twin = path.with_name(path.stem + SPLIT_SUFFIX + ".json")
+        assert twin.is_file(), f"{path.name} has no download-ready variant"
+        kept = lambda p: sorted(n["type"] for n in load(p)["nodes"] if n["type"] not in set(FOLDER_LOADERS) | VIRTUAL_NODES
+                                and n["type"] not in FILE_LOADERS and not n["type"].startswith("ModelSampling"))
+        assert kept(twin) == kept(path)
+        twin_nodes = nodes_of(twin)
+        assert {"UNETLoader", "VAELoader"} <= set(twin_nodes) and ({"CLIPLoader", "DualCLIPLoader"} & set(twin_nodes))
+        assert ("ModelSamplingPeRFlow" if "PeRFlowLoader" in nodes_of(path) else "ModelSamplingInstaFlow") in twin_nodes
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_template_carries_a_note_with_its_settings_files_and_licence(path):
+    notes = [n["widgets_values"][0] for n in load(path)["nodes"] if n["type"] == "MarkdownNote"]
+    assert len(notes) == 1, path.name
+    note = notes[0]
+    assert "Settings" in note or "steps" in note
+    assert "CC-BY-NC-4.0" in note
+    for entry in declared_models(load(path)):
+        assert entry["name"] in note and entry["url"] in note and f"models/{entry['directory']}/" in note
+
+
+def test_readme_says_what_each_declared_file_is():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in all_declared_models() if name not in readme]
+    assert not missing, f"README does not list {missing}"
+
+
+# ------------------------------------------------------------------------------ on the real server
+
+
+def perflow_stand_ins(object_info: dict, instaflow_models) -> dict:
+    """PeRFlow folder name -> the test model the server lists for it."""
+    listed = set(object_info["PeRFlowLoader"]["input"]["required"]["ckpt_name"][0])
+    mapping = {}
+    for official, stand_in in PERFLOW_STAND_INS.items():
+        if stand_in in listed:
+            mapping[official] = stand_in
+        elif official in PERFLOW_SD15_FALLBACK:
+            mapping[official] = instaflow_models.name
+    return mapping
+
+
+def skip_or_fail_for_missing_perflow_test_model(what: str) -> None:
+    """Skip while the PeRFlow test models are not part of this checkout; fail once their fixture is registered."""
+    message = f"the PeRFlow test model standing in for {what} is not in the models roots"
+    if any("perflow" in fixture for fixture in conftest.MODEL_FIXTURES):
+        pytest.fail(message)
+    pytest.skip(message + ": the PeRFlow test-model fixture is not in this checkout (conftest.MODEL_FIXTURES)")
+
+
+def with_test_models(prompt: dict, *, folder_stand_ins: dict, lora_name: str, server) -> dict:
+    """Point folder loaders and the LoRA at the random test models, give LoadImage a picture, shrink the latent."""
+    for node in prompt.values():
+        inputs = node["inputs"]
+        if node["class_type"] in FOLDER_LOADERS:
+            name = inputs["ckpt_name"]
+            if name not in folder_stand_ins:
+                skip_or_fail_for_missing_perflow_test_model(f"{name} ({PERFLOW_STAND_INS.get(name)})")
+            inputs["ckpt_name"] = folder_stand_ins[name]
+        elif node["class_type"] == "LoraLoader":
+            inputs["lora_name"] = lora_name
+        elif node["class_type"] == "LoadImage":
+            inputs["image"] = put_input_image(server, "instaflow_example_input.png", input_picture(TEST_SIZE))
+        elif node["class_type"] == "ImageScale":
+            inputs["width"] = inputs["height"] = 2 * TEST_SIZE
+        elif node["class_type"] == "EmptyLatentImage":
+            inputs["width"] = inputs["height"] = TEST_SIZE
+    return prompt
+
+
+@pytest.fixture(scope="module")
+def template_models(comfy_server, scratch_models, instaflow_models, controlnet_models, weight_delta_models,
+                    sdxl_refiner_models):
+    """Every declared file that has a test stand-in, under its declared name (links in the scratch models root)."""
+    stand_ins = StandIns(instaflow_models, controlnet_models, weight_delta_models, sdxl_refiner_models,
+                         comfy_server.models_roots)
+    with linked_template_models(scratch_models, stand_ins) as links:
+        yield links
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models, lora_models, template_models, path):
+    workflow = load(path)
+    missing = [e["name"] for e in declared_models(workflow) if e["name"] not in template_models]
+    if missing:
+        skip_or_fail_for_missing_perflow_test_model(", ".join(missing))
     object_info = comfy_server.object_info()
-    prompt = ui_to_api(json.loads(path.read_text()), object_info)
-    stand_ins = {**example_stand_ins(controlnet_models, lora_models, weight_delta_models),
-                 **perflow_stand_ins(object_info, instaflow_models)}
-    require_perflow_test_models(prompt, stand_ins)
-    prompt = with_test_models(prompt, instaflow_models, refiner=sdxl_refiner_models, server=comfy_server,
-                              stand_ins=stand_ins)
+    prompt = with_test_models(ui_to_api(workflow, object_info), server=comfy_server, lora_name=lora_models.kohya.name,
+                              folder_stand_ins={"instaflow_0_9B_from_sd_1_5": instaflow_models.name,
+                                                "2_rectified_flow_from_sd_1_5": instaflow_models.name,
+                                                **perflow_stand_ins(object_info, instaflow_models)})
     outputs = comfy_server.run(prompt, timeout=600)
     saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
     assert saved, f"{path.name} has no SaveImage node"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 _MUTED, _BYPASSED = 2, 4
+# Frontend-only nodes: they never reach the server (the frontend's graphToPrompt leaves them out too).
+VIRTUAL_NODES = {"Note", "MarkdownNote"}
 
 
 def _is_widget(spec) -> bool:
@@ -25,6 +27,8 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     links = {link[0]: link for link in workflow.get("links", [])}
     api = {}
     for node in workflow["nodes"]:
+        if node["type"] in VIRTUAL_NODES:
+            continue
         if node.get("mode", 0) in (_MUTED, _BYPASSED):
             raise ValueError(f"node {node['id']} ({node['type']}) is muted or bypassed; not supported here")
         info = object_info.get(node["type"])

@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the server runner, workflow converter and reference live with the tests
 
 from harness.comfyui_source import comfyui_path  # noqa: E402
+from harness.pack_identity import PACK_NAME  # noqa: E402
 from harness.reference_rf import ReferenceInstaFlow  # noqa: E402
 from harness.server import ComfyServer  # noqa: E402
 from harness.ui_workflow import ui_to_api  # noqa: E402
@@ -153,7 +154,7 @@ class InProcessComfy:
     def __init__(self, models_root, work, comfy_args):
         pack_dir = work / "custom_nodes"
         pack_dir.mkdir()
-        (pack_dir / "comfyui-instaflow").symlink_to(REPO)
+        (pack_dir / PACK_NAME).symlink_to(REPO)
         paths = work / "paths.yaml"
         folders = "\n".join(f"  {k}: {k}" for k in ("checkpoints", "diffusers", "instaflow", "vae", "embeddings"))
         paths.write_text(f"bench:\n  base_path: {models_root}\n{folders}\n  custom_nodes: {pack_dir}\n")
@@ -295,7 +296,7 @@ def main():
         tmp = Path(tmp)
         (tmp / "server").mkdir()
         (tmp / "inprocess").mkdir()
-        server = ComfyServer(models_root, [("comfyui-instaflow", REPO)], tmp / "server",
+        server = ComfyServer(models_root, [(PACK_NAME, REPO)], tmp / "server",
                              extra_args=args.comfy_args, cpu=not cuda)
         inproc = InProcessComfy(models_root, tmp / "inprocess", [*([] if cuda else ["--cpu"]), *args.comfy_args])
         try:

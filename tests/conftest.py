@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 
 from harness.comfyui_source import comfyui_path
+from harness.pack_identity import PACK_NAME
 from harness.server import ComfyServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKS = [
-    ("comfyui-instaflow", REPO_ROOT),
+    (PACK_NAME, REPO_ROOT),  # the folder name a registry install uses
     ("instaflow_test_nodes", REPO_ROOT / "tests" / "comfy_test_nodes"),
 ]
 

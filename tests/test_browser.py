@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from harness.browser import CHROMIUM, VIEWPORT, ComfyPage, launch_chromium, screenshot_dir
+from harness.template_models import StandIns, declared_models, linked_template_models
 from harness.measurements import record
+from harness.pack_identity import PACK_NAME
 from workflow_conversion.convert_api import convert_api_workflow, load_rules
 
 pytestmark = pytest.mark.browser
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACK = "comfyui-instaflow"
+PACK = PACK_NAME
 EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 ONE_STEP = "instaflow_one_step_txt2img"
 TEST_SIZE = 64
@@ -49,10 +51,16 @@ def shots(tmp_path_factory) -> Path:
     return path
 
 
+NOT_LOOPBACK = re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])")
+
+
 @pytest.fixture
 def comfy_page(browser, comfy_server, shots, request):
     context = browser.new_context(viewport=VIEWPORT)
+    external = []  # the page may ask the internet for nothing but what a test expects; all of it is refused
+    context.route(NOT_LOOPBACK, lambda route: (external.append((route.request.method, route.request.url)), route.abort()))
     page = ComfyPage(context.new_page(), comfy_server.url, shots, request.node.name.removeprefix("test_")[:40])
+    page.external_requests = external
     page.open()
     failed_before = request.session.testsfailed
     yield page
@@ -130,6 +138,26 @@ def test_node_search_finds_every_instaflow_node_and_adds_one_to_the_canvas(comfy
     page.shot("3-node-library")
 
 
+@pytest.mark.parametrize("node", ["InstaFlowLoader", "PeRFlowDeltaWeights"])
+def test_node_library_help_button_opens_the_nodes_help_page(comfy_page, comfy_server, node):
+    page = comfy_page
+    page.close_dialogs()
+    info = comfy_server.object_info(node)[node]
+    family, sub = info["category"].split("/")[:2]
+    page.page.get_by_role("button", name=re.compile(r"^Node Library")).click()
+    folder = page.page.locator(f'.side-bar-panel [role=treeitem][aria-label="{family}"]')
+    folder.locator(".p-tree-node-content").first.click()
+    folder.locator(f'[role=treeitem][aria-label="{sub}"] .p-tree-node-content').first.click()
+    item = page.page.locator(".side-bar-panel [role=treeitem]", has_text=info["display_name"]).last
+    item.hover()
+    item.locator(".help-button").click()
+    first_line = (REPO_ROOT / "web" / "docs" / f"{node}.md").read_text().splitlines()[0].lstrip("# ")
+    panel = page.page.locator(".side-bar-panel")
+    panel.get_by_text("Settings that work").wait_for()
+    panel.get_by_text(first_line, exact=True).first.wait_for()
+    page.shot(f"help-{node}")
+
+
 # ------------------------------------------------------------------------------ templates
 
 
@@ -138,7 +166,12 @@ def test_pack_templates_are_listed_and_load_from_the_template_browser(comfy_page
     assert sorted(comfy_server.get_json("/api/workflow_templates")[PACK]) == [p.stem for p in EXAMPLES]
     dialog = open_template_browser(page)
     for example in EXAMPLES:
-        dialog.get_by_test_id(f"template-workflow-{example.stem}").wait_for()
+        card = dialog.get_by_test_id(f"template-workflow-{example.stem}")
+        card.scroll_into_view_if_needed()
+        thumbnail = card.locator(f'img[src*="{example.stem}.jpg"]').first  # its own picture, not the generic one
+        thumbnail.wait_for()
+        page.page.wait_for_function("(img) => img.complete && img.naturalWidth === 512", arg=thumbnail.element_handle())
+    dialog.get_by_test_id(f"template-workflow-{EXAMPLES[0].stem}").scroll_into_view_if_needed()
     page.shot("1-template-browser")
     dialog.get_by_test_id(f"template-workflow-{ONE_STEP}").click()
     expected = sorted(n["type"] for n in json.loads((REPO_ROOT / "example_workflows" / f"{ONE_STEP}.json").read_text())["nodes"])
@@ -245,5 +278,145 @@ def test_model_sampling_warning_for_a_non_sd15_model_is_shown_on_the_node(comfy_
     page.page.wait_for_function("(id) => !!app.graph.getNodeById(id).instaflowWarning", arg=node_id, timeout=120_000)
     warning = page.evaluate("(id) => app.graph.getNodeById(id).instaflowWarning", node_id)
     assert tiny_foreign_model.architecture in warning and "SD1.5" in warning
+    shown = page.widgets(node_id).get("instaflow_warning")  # drawn in the node, in either renderer
+    assert shown and warning in shown
+    assert "instaflow_warning" not in page.api_prompt()[str(node_id)]["inputs"]  # never sent to the server
     page.page.locator(".p-toast-message", has_text="Model Sampling InstaFlow").wait_for()
     page.shot("warning-on-node")
+
+
+# ------------------------------------------------------------------------------ the "Nodes 2.0" renderer
+
+
+@pytest.fixture
+def nodes_2_0(comfy_page):
+    """The frontend's Vue-based node renderer ("Nodes 2.0", offered by the banner), switched back off afterwards
+    (settings are stored on the server, so they would leak into the next test)."""
+    comfy_page.close_dialogs()
+    comfy_page.evaluate("async () => await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true)")
+    comfy_page.page.wait_for_timeout(500)
+    yield comfy_page
+    comfy_page.evaluate("async () => await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false)")
+
+
+def dom_node(page: ComfyPage, node_id: int):
+    return page.page.locator(f'[data-node-id="{node_id}"]')
+
+
+def test_nodes_2_0_convert_command_undo_and_warning(nodes_2_0, instaflow_models, tiny_foreign_model):
+    page = nodes_2_0
+    original = load_default_graph(page, instaflow_models)
+    dom_node(page, page.node_id("KSampler")).wait_for()  # nodes are DOM elements in this renderer
+    page.canvas_menu("Convert to PeRFlow (4 steps, cfg 4.5)")
+    page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingPeRFlow')")
+    patch = page.node_id("ModelSamplingPeRFlow")
+    dom_node(page, patch).wait_for()
+    page.fit_view()
+    page.shot("1-converted")
+    assert strip_titles(page.api_prompt()) == convert_api_workflow(original, "perflow")[0]
+    assert "perflow" in dom_node(page, page.node_id("KSampler")).inner_text()
+
+    page.page.mouse.click(*page.empty_canvas_point())  # keyboard focus on the canvas, as after a user's click
+    page.page.keyboard.press("Control+z")
+    page.page.wait_for_function("() => !app.graph.nodes.some(n => n.type === 'ModelSamplingPeRFlow')")
+    assert strip_titles(page.api_prompt()) == original
+    assert not dom_node(page, patch).count()
+    page.shot("2-undone")
+
+    page.evaluate("(api) => app.loadApiJson(api, 'not-sd15')", {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": tiny_foreign_model.name, "weight_dtype": "default"}},
+        "2": {"class_type": "ModelSamplingPeRFlow", "inputs": {"model": ["1", 0], "prediction_type": "diff_eps"}},
+        "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+    })
+    page.page.wait_for_function("() => app.graph.nodes.length === 3")
+    page.fit_view()
+    page.run_from_ui()
+    node_id = page.node_id("ModelSamplingPeRFlow")
+    page.page.wait_for_function("(id) => !!app.graph.getNodeById(id).instaflowWarning", arg=node_id, timeout=120_000)
+    warning = page.evaluate("(id) => app.graph.getNodeById(id).instaflowWarning", node_id)
+    assert tiny_foreign_model.architecture in warning
+    page.page.wait_for_function("""([id, text]) => { const e = document.querySelector(`[data-node-id="${id}"]`);
+        return !!e && [e.innerText, ...[...e.querySelectorAll('textarea')].map(t => t.value)].some(t => t.includes(text)) }""",
+                                arg=[node_id, warning[:40]], timeout=10_000)
+    page.shot("3-warning-on-node")
+
+
+# ------------------------------------------------------------------------------ templates and their model files
+
+
+def missing_models_rows(page: ComfyPage) -> list[dict]:
+    """The rows of ComfyUI's Missing Models dialog: label ("folder / name"), URL, error."""
+    dialog = page.page.locator(".p-dialog", has_text="Missing Models")
+    dialog.wait_for()
+    return page.evaluate("""() => [...document.querySelectorAll('.comfy-missing-models [role=option]')].map(row => ({
+        label: row.querySelector('span[title]')?.textContent.trim(),
+        url: row.querySelector('span[title]')?.getAttribute('title'),
+        error: row.querySelector('.p-message')?.textContent.trim() ?? null}))""")
+
+
+def close_missing_models(page: ComfyPage) -> None:
+    dialog = page.page.locator(".p-dialog", has_text="Missing Models")
+    dialog.locator(".p-dialog-close-button").click()
+    dialog.wait_for(state="detached")
+
+
+def load_template_from_browser(page: ComfyPage, name: str) -> None:
+    """Template browser -> this pack -> the template's card (as a user opens it)."""
+    dialog = open_template_browser(page)
+    dialog.get_by_test_id(f"template-workflow-{name}").click()
+    count = len(json.loads((REPO_ROOT / "example_workflows" / f"{name}.json").read_text())["nodes"])
+    page.page.wait_for_function("(n) => app.graph.nodes.length === n", arg=count)
+
+
+def test_without_the_models_each_template_opens_the_missing_models_dialog_with_its_files(comfy_page):
+    """A new user's state: the dialog lists exactly the declared files (folder / name, Hugging Face URL), each
+    downloadable (no "invalid directory", no refused source or suffix); templates loading a folder show none."""
+    page = comfy_page
+    shown = 0
+    for example in EXAMPLES:
+        declared = declared_models(json.loads(example.read_text()))
+        load_template_from_browser(page, example.stem)
+        if not declared:
+            page.page.wait_for_timeout(500)
+            assert not page.page.locator(".p-dialog", has_text="Missing Models").count(), example.stem
+            continue
+        rows = missing_models_rows(page)
+        if shown < 3 or "perflow" in example.stem:
+            page.shot(f"missing-models-{example.stem}")
+        shown += 1
+        assert sorted((r["label"], r["url"], r["error"]) for r in rows) == sorted(
+            (f"{e['directory']} / {e['name']}", e["url"], None) for e in declared), example.stem
+        close_missing_models(page)
+    asked = {url for _method, url in page.external_requests}
+    declared_urls = {e["url"] for p in EXAMPLES for e in declared_models(json.loads(p.read_text()))}
+    assert asked <= declared_urls, f"the page asked the internet for {asked - declared_urls}"  # the dialog's size checks
+
+
+@pytest.fixture
+def template_models(comfy_server, scratch_models, instaflow_models, controlnet_models, weight_delta_models,
+                    sdxl_refiner_models):
+    stand_ins = StandIns(instaflow_models, controlnet_models, weight_delta_models, sdxl_refiner_models,
+                         comfy_server.models_roots)
+    with linked_template_models(scratch_models, stand_ins) as links:
+        yield links
+
+
+@pytest.mark.parametrize("name", ["instaflow_one_step_txt2img_split_files", "perflow_sd15_txt2img_split_files"])
+def test_with_the_models_in_place_the_template_opens_without_the_dialog_and_runs(browser, comfy_server, shots,
+                                                                                 template_models, name):
+    context = browser.new_context(viewport=VIEWPORT)  # a fresh page: the frontend reads the model folders again
+    context.route(NOT_LOOPBACK, lambda route: route.abort())
+    page = ComfyPage(context.new_page(), comfy_server.url, shots, f"present-{name}"[:40]).open()
+    try:
+        load_template_from_browser(page, name)
+        page.page.wait_for_timeout(800)
+        assert not page.page.locator(".p-dialog", has_text="Missing Models").count()
+        page.set_widgets("EmptyLatentImage", width=TEST_SIZE, height=TEST_SIZE)
+        page.fit_view()
+        page.shot("1-loaded")
+        page.run_from_ui()
+        image = page.wait_for_image_on_node(page.node_id("SaveImage"))
+        assert (image["width"], image["height"]) == (TEST_SIZE, TEST_SIZE)
+        page.shot("2-ran")
+    finally:
+        context.close()

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.pack_identity import PACK_NAME
 from harness.pack_snapshot import clone, node_class_names, snapshot_repository
 from harness.server import ComfyServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACK_NAME = "comfyui-instaflow"
 COMFY = Path(sys.executable).with_name("comfy")  # comfy-cli, installed in the test venv
 RAW_GITHUB = re.compile(r"^https://raw\.githubusercontent\.com/(?P<repo>[^/]+/[^/]+)/(?P<ref>[^/]+)/(?P<path>.+)$")
 
@@ -53,6 +53,24 @@ def test_project_name_is_a_valid_registry_node_id(pyproject):
     # docs.comfy.org/registry/specifications: < 100 chars, alphanumerics - _ ., no doubled specials,
     # starts with a letter.
     assert len(name) < 100 and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*([-_.][A-Za-z0-9]+)*", name)
+
+
+def test_node_id_follows_the_registry_best_practice_of_no_comfyui_in_it(pyproject):
+    assert "comfyui" not in pyproject["project"]["name"].lower()
+
+
+def test_requires_comfyui_is_the_oldest_version_the_tests_run(pyproject, comfyui_dir):
+    tested = re.search(r'__version__ = "([^"]+)"', (comfyui_dir / "comfyui_version.py").read_text())[1]
+    assert pyproject["tool"]["comfy"]["requires-comfyui"] == f">={tested}"
+
+
+def test_licence_of_the_code_and_of_the_model_weights_are_stated():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    licence = readme.split("## Licence", 1)[1]
+    assert "GPL-3.0" in licence
+    for model_licence in ("CC-BY-NC-4.0", "CreativeML OpenRAIL-M", "OpenRAIL++-M"):
+        assert model_licence in licence, model_licence
+    assert "GNU GENERAL PUBLIC LICENSE" in (REPO_ROOT / "LICENSE").read_text()
 
 
 def test_version_is_semver_and_description_and_license_are_set(pyproject):
@@ -108,7 +126,8 @@ def test_published_zip_holds_the_pack_and_not_the_tests(snapshot, tmp_path):
     for needed in ["__init__.py", "__main__.py", "pyproject.toml", "LICENSE", "README.md",
                    "nodes/__init__.py", "samplers/flows/instaflow.py", "model_loaders/checkpoint.py",
                    "web/instaflow_convert.js", "web/instaflow_conversion_rules.json", "web/instaflow_icon.svg",
-                   "workflow_conversion/convert_api.py", "example_workflows/instaflow_one_step_txt2img.json"]:
+                   "workflow_conversion/convert_api.py", "example_workflows/instaflow_one_step_txt2img.json",
+                   "web/docs/InstaFlowLoader.md", "web/docs/PeRFlowLoader.md"]:
         assert needed in names, needed
     left_out = sorted(n for n in names if n.split("/")[0] in {"tests", "bench", "scripts", "demo_output", ".ci"})
     assert not left_out, left_out

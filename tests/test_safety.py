@@ -19,13 +19,14 @@ import pytest
 
 from harness import robustness_models as rm
 from harness.measurements import record
+from harness.pack_identity import PACK_NAME
 from harness.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
 from harness.server import ComfyServer
 from harness.server_checks import assert_next_prompt_succeeds, failure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOOK_DIR = Path(__file__).resolve().parent / "harness" / "audit_hook"
-PACK_LINK_NAME = "comfyui-instaflow"
+PACK_LINK_NAME = PACK_NAME
 
 
 def snapshot(roots) -> dict[str, tuple[int, int]]:

@@ -217,8 +217,33 @@ async function runConversion(presetName) {
   return report;
 }
 
+// The warning is a read-only text widget on the node (as the core Preview Any node shows its text), so it shows in
+// both renderers: the classic canvas and the Vue-based "Nodes 2.0" (which does not call onDrawForeground).
+const WARNING_WIDGET = "instaflow_warning";
+
+function warningWidget(node, text) {
+  const markdown = window.comfyAPI?.widgets?.ComfyWidgets?.MARKDOWN;
+  if (markdown) {
+    const { widget } = markdown(node, WARNING_WIDGET, ["MARKDOWN", {}], app);
+    widget.options.read_only = true;
+    if (widget.element) widget.element.readOnly = widget.element.disabled = true;
+    widget.serialize = widget.options.serialize = false; // never saved with the workflow, never sent to the server
+    return widget;
+  }
+  return node.addWidget("text", WARNING_WIDGET, text, () => {}, { serialize: false, read_only: true });
+}
+
 function showWarning(node, text) {
   node.instaflowWarning = text || null;
+  let widget = node.widgets?.find((w) => w.name === WARNING_WIDGET);
+  if (!text) {
+    if (widget) node.removeWidget(widget);
+  } else {
+    widget ??= warningWidget(node, text);
+    widget.value = `⚠ ${text}`;
+    const [width, height] = node.computeSize?.() ?? node.size;
+    node.setSize?.([Math.max(node.size[0], width, 360), Math.max(node.size[1], height, 160)]);
+  }
   node.setDirtyCanvas?.(true, true);
 }
 
@@ -260,26 +285,6 @@ app.registerExtension({
       const text = message?.[WARNING_KEY]?.join(" ");
       showWarning(this, text);
       if (text) toast("warn", nodeData.display_name ?? nodeData.name, text);
-    };
-    const onDrawForeground = nodeType.prototype.onDrawForeground;
-    nodeType.prototype.onDrawForeground = function (ctx) {
-      onDrawForeground?.apply(this, arguments);
-      if (!this.instaflowWarning || this.flags?.collapsed) return;
-      const width = this.size[0];
-      ctx.save();
-      ctx.font = "12px sans-serif";
-      const words = `⚠ ${this.instaflowWarning}`.split(" ");
-      const lines = [];
-      for (const word of words) {
-        const last = lines.at(-1);
-        if (last !== undefined && ctx.measureText(`${last} ${word}`).width < width - 12) lines[lines.length - 1] = `${last} ${word}`;
-        else lines.push(word);
-      }
-      ctx.fillStyle = "#5c3d00";
-      ctx.fillRect(0, this.size[1] + 4, width, lines.length * 15 + 8);
-      ctx.fillStyle = "#ffd27a";
-      lines.forEach((line, i) => ctx.fillText(line, 6, this.size[1] + 19 + i * 15));
-      ctx.restore();
     };
   },
 });

@@ -11,7 +11,7 @@ from workflow_conversion.convert_api import ConversionError, convert_api_workflo
 
 def main(argv: list[str] | None = None) -> int:
     rules = load_rules()
-    parser = argparse.ArgumentParser(prog="python <path-to-comfyui-instaflow>",
+    parser = argparse.ArgumentParser(prog="python <path-to-the-pack>",
                                      description="Tools of the InstaFlow node pack that run without ComfyUI.")
     commands = parser.add_subparsers(dest="command", required=True)
     convert = commands.add_parser("convert", help="convert an API-format SD1.5 workflow to InstaFlow, 2-RF or PeRFlow",

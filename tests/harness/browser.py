@@ -14,11 +14,13 @@ import os
 import re
 from pathlib import Path
 
+from harness.pack_identity import PACK_NAME
+
 CHROMIUM = Path(os.environ.get("INSTAFLOW_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1920, "height": 1080}  # wide enough that "fit view" keeps node text readable (zoom > 0.6)
-PACK_EXTENSION_URL = "/extensions/comfyui-instaflow/"
+PACK_EXTENSION_URL = f"/extensions/{PACK_NAME}/"
 
 # The frontend is ready when the app, its canvas, node definitions, our extension (which sets
 # window.InstaFlow in its setup hook) and the first workflow (blank + template browser for a new
@@ -121,14 +123,16 @@ class ComfyPage:
                                    [graph_x, graph_y]))
 
     def empty_canvas_point(self) -> tuple[float, float]:
-        """A point on the canvas, in the viewport, that no node covers."""
+        """A point on the canvas, in the viewport, that no node covers (in the graph, and on the page: with the
+        "Nodes 2.0" renderer nodes are DOM elements whose size differs from the graph's)."""
         return tuple(self.evaluate("""() => {
             const r = app.canvas.canvas.getBoundingClientRect();
+            const bare = (x, y) => document.elementFromPoint(x, y) === app.canvas.canvas;
             for (let y = r.bottom - 160; y > r.top + 120; y -= 40)
               for (let x = r.left + 160; x < r.right - 420; x += 40) {
                 const [gx, gy] = app.canvas.ds.convertCanvasToOffset([x - r.left, y - r.top]);
                 const near = [[0, 0], [-50, -50], [50, -50], [-50, 50], [50, 50]];
-                if (near.every(([dx, dy]) => !app.graph.getNodeOnPos(gx + dx, gy + dy))) return [x, y];
+                if (near.every(([dx, dy]) => !app.graph.getNodeOnPos(gx + dx, gy + dy) && bare(x + dx, y + dy))) return [x, y];
               }
             throw new Error('no empty canvas point in view');
         }"""))

@@ -83,6 +83,17 @@ class PromptFailed(RuntimeError):
         super().__init__(message)
 
 
+def _proc_status_bytes(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -227,6 +238,15 @@ class ComfyServer:
 
     def get_json(self, path: str, timeout: float = 60):
         return json.loads(self._request("GET", path, timeout=timeout))
+
+    def free_models(self, timeout: float = 60) -> None:
+        """POST /free: the server drops its loaded models and its node-output cache, then collects
+        garbage (its prompt worker acts on the flags as soon as it is idle)."""
+        self._request("POST", "/free", {"unload_models": True, "free_memory": True}, timeout=timeout)
+
+    def rss_bytes(self) -> int:
+        """The server process's resident memory now (0 when it is not running)."""
+        return _proc_status_bytes(self.proc.pid, "VmRSS") if self.proc is not None and self.proc.poll() is None else 0
 
     def object_info(self, node_class: str | None = None) -> dict:
         if node_class:

@@ -136,6 +136,13 @@ def free_server_models_after_module():
                 time.sleep(0.2)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs the server, so `-m "not server"` selects the fast, pure tests."""
+    for item in items:
+        if "comfy_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+
+
 def pytest_sessionstart(session):
     MEMORY.start()
 

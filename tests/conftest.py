@@ -137,9 +137,11 @@ def free_server_models_after_module():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that needs the server, so `-m "not server"` selects the fast, pure tests."""
+    """Mark every test that needs a server, the ComfyUI tree or a model fixture (directly or through
+    another fixture), so `-m "not server"` selects the fast, pure tests."""
+    heavy = {"comfy_server", "comfyui_dir", *MODEL_FIXTURES}
     for item in items:
-        if "comfy_server" in getattr(item, "fixturenames", ()):
+        if heavy & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
 
 

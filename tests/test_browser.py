@@ -212,6 +212,24 @@ def test_2rf_command_in_the_edit_menu_sets_four_steps_and_cfg_one_and_a_half(com
     page.shot("converted-2rf")
 
 
+def test_perflow_command_inserts_model_sampling_perflow_like_the_python_converter_and_runs(comfy_page, instaflow_models):
+    page = comfy_page
+    original = load_default_graph(page, instaflow_models)  # the random SD1.5 model stands in for a PeRFlow SD1.5 one
+    page.canvas_menu("Convert to PeRFlow (4 steps, cfg 4.5)")
+    page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingPeRFlow')")
+    page.page.get_by_text("inserted 1 ModelSamplingPeRFlow").wait_for()  # the toast
+    page.fit_view()
+    page.shot("1-converted-perflow")
+    assert strip_titles(page.api_prompt()) == convert_api_workflow(original, "perflow")[0]
+    ksampler = page.widgets(page.node_id("KSampler"))
+    assert (ksampler["sampler_name"], ksampler["scheduler"], ksampler["steps"], ksampler["cfg"]) == ("euler", "perflow", 4, 4.5)
+    assert page.widgets(page.node_id("ModelSamplingPeRFlow")) == {"prediction_type": "diff_eps"}
+    page.run_from_ui()
+    image = page.wait_for_image_on_node(page.node_id("SaveImage"))
+    assert (image["width"], image["height"]) == (TEST_SIZE, TEST_SIZE)
+    page.shot("2-perflow-run")
+
+
 # ------------------------------------------------------------------------------ warning on the node
 
 

@@ -34,7 +34,7 @@ from harness.comfyui_source import cache_root, comfyui_path, overlay_path
 # and "clip" onto "diffusion_models" and "text_encoders", so both subfolder names work.
 MODEL_FOLDERS = {name: name for name in (
     "checkpoints", "diffusers", "vae", "loras", "controlnet", "clip", "unet", "diffusion_models",
-    "embeddings", "upscale_models", "instaflow")}
+    "embeddings", "upscale_models", "instaflow", "perflow", "text_encoders")}
 
 
 class ServerError(RuntimeError):

@@ -2,7 +2,7 @@ from comfy_api.v0_0_2 import io
 
 from ..model_loaders.checkpoint import load_checkpoint
 from ..model_loaders.model_fingerprint import model_fingerprint
-from ..model_loaders.model_folders import INSTAFLOW, list_models
+from ..model_loaders.model_folders import INSTAFLOW, list_models, listed_or_reason
 from ..samplers.comfyui.model_sampling import patch_instaflow_sampling
 
 
@@ -19,6 +19,10 @@ class InstaFlowLoader(io.ComfyNode):
             outputs=[io.Model.Output(tooltip="The UNet, already patched for rectified-flow sampling."),
                      io.Clip.Output(tooltip="The CLIP text encoder, for CLIPTextEncode."),
                      io.Vae.Output(tooltip="The VAE, for VAEDecode / VAEEncode.")])
+
+    @classmethod
+    def validate_inputs(cls, ckpt_name):
+        return listed_or_reason(ckpt_name, INSTAFLOW)
 
     @classmethod
     def fingerprint_inputs(cls, ckpt_name):

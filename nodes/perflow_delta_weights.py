@@ -2,7 +2,7 @@ from comfy_api.v0_0_2 import io
 
 from ..model_loaders.delta_weights import apply_unet_delta
 from ..model_loaders.model_fingerprint import model_fingerprint
-from ..model_loaders.model_folders import DELTAS, PERFLOW, list_models
+from ..model_loaders.model_folders import DELTAS, PERFLOW, list_models, listed_or_reason
 from ..samplers.comfyui.model_sampling import patch_perflow_sampling
 
 
@@ -26,6 +26,10 @@ class PeRFlowDeltaWeights(io.ComfyNode):
             ],
             outputs=[io.Model.Output(tooltip="The finetune with the delta added, ready for KSampler euler + perflow; "
                                              "keep the finetune's own CLIP and VAE.")])
+
+    @classmethod
+    def validate_inputs(cls, delta_name):
+        return listed_or_reason(delta_name, PERFLOW, DELTAS)
 
     @classmethod
     def fingerprint_inputs(cls, model, delta_name, strength):

@@ -2,7 +2,7 @@ from comfy_api.v0_0_2 import io
 
 from ..model_loaders.checkpoint import load_checkpoint
 from ..model_loaders.model_fingerprint import model_fingerprint
-from ..model_loaders.model_folders import PERFLOW, list_models
+from ..model_loaders.model_folders import PERFLOW, list_models, listed_or_reason
 from ..samplers.comfyui.model_sampling import patch_perflow_official
 
 
@@ -22,6 +22,10 @@ class PeRFlowLoader(io.ComfyNode):
                                              "SD2.x: velocity)."),
                      io.Clip.Output(tooltip="The text encoder(s), for CLIPTextEncode (SDXL: both CLIP-L and bigG)."),
                      io.Vae.Output(tooltip="The VAE, for VAEDecode / VAEEncode.")])
+
+    @classmethod
+    def validate_inputs(cls, ckpt_name):
+        return listed_or_reason(ckpt_name, PERFLOW)
 
     @classmethod
     def fingerprint_inputs(cls, ckpt_name):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.input_images import input_picture, put_input_image
+from harness.object_info import combo_options
 from harness.ui_workflow import ui_to_api
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "example_workflows").glob("*.json"))
@@ -31,8 +32,8 @@ PERFLOW_SD15_FALLBACK = {"perflow-sd15-dreamshaper"}
 
 def perflow_stand_ins(object_info: dict, instaflow_models) -> dict:
     """PeRFlow template name -> the test model the server lists for it (skips a template whose model is missing)."""
-    listed = set(object_info["PeRFlowLoader"]["input"]["required"]["ckpt_name"][0]) | set(
-        object_info["PeRFlowDeltaWeights"]["input"]["required"]["delta_name"][0])
+    listed = set(combo_options(object_info, "PeRFlowLoader", "ckpt_name")) | set(
+        combo_options(object_info, "PeRFlowDeltaWeights", "delta_name"))
     mapping = {}
     for official, stand_in in PERFLOW_STAND_INS.items():
         if stand_in in listed:

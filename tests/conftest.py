@@ -1,6 +1,7 @@
 """Session fixtures: the ComfyUI tree, the random InstaFlow models, and a real ComfyUI server."""
 from __future__ import annotations
 
+import gc
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ _SERVERS: list[ComfyServer] = []
 # After a test module, a server holding more than this lets go of its models (POST /free), so that the
 # suite's peak stays under its budget; below it, the next module reuses what is loaded.
 FREE_ABOVE_BYTES = int(float(os.environ.get("INSTAFLOW_FREE_ABOVE_GIB", "5")) * 2 ** 30)
+BARE_SERVER_BYTES = int(1.5 * 2 ** 30)  # ComfyUI with torch imported and no model loaded: about 1 GiB
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKS = [
@@ -124,16 +126,26 @@ def comfy_server(comfyui_dir, request, tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def free_server_models_after_module():
-    """Models are freed between modules when the server holds more than FREE_ABOVE_BYTES."""
-    yield
+def _free_servers_above(threshold: int) -> None:
     for server in _SERVERS:
-        if server.rss_bytes() > FREE_ABOVE_BYTES:
+        if server.rss_bytes() > threshold:
             server.free_models()
             deadline = time.monotonic() + 20  # the server frees when its worker wakes: wait for it
-            while server.rss_bytes() > FREE_ABOVE_BYTES and time.monotonic() < deadline:
+            while server.rss_bytes() > max(threshold, BARE_SERVER_BYTES) and time.monotonic() < deadline:
                 time.sleep(0.2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def free_memory_between_modules(request):
+    """A module that sets SERVER_MEMORY_HEAVY = True (it holds several large models in one prompt) starts
+    with a server that holds no models. After each module (its own fixtures are finalized first), the
+    test process collects the module's reference models (diffusers modules hold reference cycles, which
+    only the cyclic collector frees), and a server holding more than FREE_ABOVE_BYTES frees its models."""
+    if getattr(request.module, "SERVER_MEMORY_HEAVY", False):
+        _free_servers_above(0)
+    yield
+    gc.collect()
+    _free_servers_above(FREE_ABOVE_BYTES)
 
 
 def pytest_collection_modifyitems(config, items):

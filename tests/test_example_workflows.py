@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from harness.input_images import input_picture, put_input_image
+from harness.object_info import combo_options
 from harness.template_models import StandIns, all_declared_models, declared_models, linked_template_models
 from harness.ui_workflow import VIRTUAL_NODES, ui_to_api
 
@@ -148,7 +149,7 @@ def test_readme_says_what_each_declared_file_is():
 
 def perflow_stand_ins(object_info: dict, instaflow_models) -> dict:
     """PeRFlow folder name -> the test model the server lists for it."""
-    listed = set(object_info["PeRFlowLoader"]["input"]["required"]["ckpt_name"][0])
+    listed = set(combo_options(object_info, "PeRFlowLoader", "ckpt_name"))
     mapping = {}
     for official, stand_in in PERFLOW_STAND_INS.items():
         if stand_in in listed:

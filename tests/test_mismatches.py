@@ -12,8 +12,10 @@ import pytest
 
 from harness import robustness_models as rm
 from harness.graphs import Graph, encode
+from harness.object_info import combo_options
 from harness.measurements import record
 from harness.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
+from harness.server import PromptFailed
 from harness.server_checks import assert_next_prompt_succeeds, failure
 
 
@@ -58,8 +60,7 @@ def test_sdxl_controlnet_on_instaflow_fails_with_comfyuis_message(comfy_server, 
 
 
 def scheduler_names(server) -> list[str]:
-    spec = server.object_info("BasicScheduler")["BasicScheduler"]["input"]["required"]["scheduler"]
-    return spec[1]["options"] if spec[0] == "COMBO" else spec[0]  # V3 nodes list combos as ("COMBO", {"options"})
+    return combo_options(server.object_info("BasicScheduler"), "BasicScheduler", "scheduler")
 
 
 # ddim_uniform skips the first timesteps: its schedule starts below 1, i.e. from scaled-down noise, which
@@ -75,7 +76,8 @@ def test_stock_schedulers_on_a_patched_model_stay_within_rectified_flow_range(co
     ckpt = g.add("CheckpointLoaderSimple", ckpt_name=instaflow_models.single_file.name)
     model = g.add("ModelSamplingInstaFlow", model=ckpt[0])
     reports = {}
-    for name in scheduler_names(comfy_server):
+    # `perflow` is another family's schedule: it refuses an InstaFlow model (test_perflow_scheduler_refuses_...).
+    for name in [n for n in scheduler_names(comfy_server) if n != "perflow"]:
         sigmas = g.add("BasicScheduler", model=model[0], scheduler=name, steps=4, denoise=1.0)
         reports[name] = g.add("RobustnessReportSigmas", sigmas=sigmas[0]).id
     outputs = comfy_server.run(g.api())
@@ -148,3 +150,13 @@ def test_model_sampling_sd3_before_instaflow_is_a_legitimate_graph(comfy_server,
 
     repatched = image(comfy_server, checkpoint_ksampler_graph(name, model_node=sd3_then_instaflow, prefix="sd3_before"))
     assert np.array_equal(repatched, correct)
+
+
+def test_perflow_scheduler_refuses_an_instaflow_model_naming_both_schedules(comfy_server, instaflow_models):
+    g = Graph()
+    model = g.add("ModelSamplingInstaFlow", model=g.add("CheckpointLoaderSimple", ckpt_name=instaflow_models.single_file.name)[0])
+    sigmas = g.add("BasicScheduler", model=model[0], scheduler="perflow", steps=4, denoise=1.0)
+    g.add("RobustnessReportSigmas", sigmas=sigmas[0])
+    with pytest.raises(PromptFailed) as failed:
+        comfy_server.run(g.api())
+    assert "patched for InstaFlow" in failed.value.exception_message and "ModelSamplingPeRFlow" in failed.value.exception_message

@@ -1,19 +1,19 @@
 """What a ComfyUI user sees of the pack on a real server: nodes, lists, model names."""
 import pytest
 
+from harness.object_info import combo_options
+
+# Also runs on the oldest supported ComfyUI (.ci/run).
+pytestmark = pytest.mark.oldest
+
 PACK_NODES = ["InstaFlowLoader", "ModelSamplingInstaFlow", "InstaFlowScheduler", "InstaFlowSampler"]
 PACK_NODES += ["InstaFlowInterpolatedNoise", "InstaFlowInterpolatedConditioning"]  # latent interpolation
+PACK_NODES += ["PeRFlowLoader", "ModelSamplingPeRFlow", "PeRFlowScheduler", "PeRFlowDeltaWeights"]
 
 
 @pytest.fixture(scope="module")
 def object_info(comfy_server):
     return comfy_server.object_info()
-
-
-def _combo(object_info, node, name, section="required"):
-    """Options of a combo input: a list (V1 nodes) or ["COMBO", {"options": [...]}] (V3 nodes)."""
-    kind, *rest = object_info[node]["input"][section][name]
-    return kind if isinstance(kind, list) else rest[0]["options"]
 
 
 @pytest.mark.parametrize("node", PACK_NODES)
@@ -34,20 +34,25 @@ def test_every_input_and_output_has_a_tooltip(object_info, node):
 
 
 def test_rectified_flow_sampler_and_instaflow_scheduler_are_in_stock_ksampler(object_info):
-    assert "rectified_flow" in _combo(object_info, "KSampler", "sampler_name")
-    assert "instaflow" in _combo(object_info, "KSampler", "scheduler")
-    assert "rectified_flow" in _combo(object_info, "KSamplerAdvanced", "sampler_name")
+    assert "rectified_flow" in combo_options(object_info, "KSampler", "sampler_name")
+    assert "instaflow" in combo_options(object_info, "KSampler", "scheduler")
+    assert "rectified_flow" in combo_options(object_info, "KSamplerAdvanced", "sampler_name")
+
+
+def test_perflow_scheduler_is_in_stock_ksampler(object_info):
+    assert "perflow" in combo_options(object_info, "KSampler", "scheduler")
+    assert "perflow" in combo_options(object_info, "KSamplerAdvanced", "scheduler")
 
 
 def test_rectified_flow_sampler_is_in_ksampler_select(object_info):
-    assert "rectified_flow" in _combo(object_info, "KSamplerSelect", "sampler_name")
+    assert "rectified_flow" in combo_options(object_info, "KSamplerSelect", "sampler_name")
 
 
 def test_registration_keeps_stock_entries_and_another_packs_sampler(object_info):
-    samplers = _combo(object_info, "KSampler", "sampler_name")
+    samplers = combo_options(object_info, "KSampler", "sampler_name")
     assert {"euler", "dpmpp_2m", "other_pack_euler"} <= set(samplers)
     assert samplers.count("rectified_flow") == 1
-    assert {"simple", "karras", "normal"} <= set(_combo(object_info, "KSampler", "scheduler"))
+    assert {"simple", "karras", "normal"} <= set(combo_options(object_info, "KSampler", "scheduler"))
 
 
 def test_sampler_defaults_are_one_step_without_guidance(object_info):
@@ -59,7 +64,7 @@ def test_sampler_defaults_are_one_step_without_guidance(object_info):
 
 
 def test_loader_lists_diffusers_folders_and_single_files_but_not_their_parts(object_info, instaflow_models):
-    names = _combo(object_info, "InstaFlowLoader", "ckpt_name")
+    names = combo_options(object_info, "InstaFlowLoader", "ckpt_name")
     assert instaflow_models.name in names  # the diffusers folder
     assert instaflow_models.single_file.name in names
     assert not [n for n in names if "/unet/" in n or n.startswith(instaflow_models.name + "/")]

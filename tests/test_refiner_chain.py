@@ -24,6 +24,9 @@ from harness.graphs import Graph, encode
 from harness.measurements import record
 from harness.ui_workflow import ui_to_api
 
+# Several large models in one prompt: start from a server that holds none (conftest.py).
+SERVER_MEMORY_HEAVY = True
+
 SEED = 77
 SIZE, REFINED_SIZE = 64, 128
 REFINER_STEPS = 4

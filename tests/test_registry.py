@@ -59,9 +59,9 @@ def test_node_id_follows_the_registry_best_practice_of_no_comfyui_in_it(pyprojec
     assert "comfyui" not in pyproject["project"]["name"].lower()
 
 
-def test_requires_comfyui_is_the_oldest_version_the_tests_run(pyproject, comfyui_dir):
-    tested = re.search(r'__version__ = "([^"]+)"', (comfyui_dir / "comfyui_version.py").read_text())[1]
-    assert pyproject["tool"]["comfy"]["requires-comfyui"] == f">={tested}"
+def test_requires_comfyui_is_the_oldest_version_the_tests_run(pyproject):
+    oldest = re.search(r'OLDEST, NEWEST = "([^"]+)"', (REPO_ROOT / "compat" / "comfyui_versions.py").read_text())[1]
+    assert pyproject["tool"]["comfy"]["requires-comfyui"] == f">={oldest}"
 
 
 def test_licence_of_the_code_and_of_the_model_weights_are_stated():

@@ -27,6 +27,9 @@ from harness.graphs import Graph, decode_and_save, encode
 from harness.reference_rf import ReferenceInstaFlow, to_uint8
 from harness.reference_weight_delta import apply_weight_delta
 
+# Several large models in one prompt: start from a server that holds none (conftest.py).
+SERVER_MEMORY_HEAVY = True
+
 SEED = 97531
 SIZE = 64
 PROMPT = "a cozy cabin in a snowy forest at dusk"

@@ -38,3 +38,11 @@ def rejection(server, prompt: dict, node_id: str) -> list[dict]:
     with pytest.raises(PromptRejected) as caught:
         server.queue(prompt)
     return caught.value.node_errors[node_id]["errors"]
+
+
+def names_a_value_not_offered(error: dict, value: str) -> bool:
+    """A validation error saying `value` is not among a combo's options. Stock V1 nodes fail ComfyUI's own
+    combo check ("value_not_in_list"); the pack's nodes are on the versioned schema, whose combos ComfyUI
+    does not check, and answer through validate_inputs ("custom_validation_failed"). Either way the prompt
+    never runs."""
+    return error["type"] in ("value_not_in_list", "custom_validation_failed") and value in error["details"]

@@ -127,7 +127,8 @@ def test_published_zip_holds_the_pack_and_not_the_tests(snapshot, tmp_path):
                    "nodes/__init__.py", "samplers/flows/instaflow.py", "model_loaders/checkpoint.py",
                    "web/instaflow_convert.js", "web/instaflow_conversion_rules.json", "web/instaflow_icon.svg",
                    "workflow_conversion/convert_api.py", "example_workflows/instaflow_one_step_txt2img.json",
-                   "web/docs/InstaFlowLoader.md", "web/docs/PeRFlowLoader.md"]:
+                   "web/docs/InstaFlowLoader.md", "web/docs/PeRFlowLoader.md",
+                   "example_workflows/instaflow_one_step_txt2img_split_files.jpg"]:
         assert needed in names, needed
     left_out = sorted(n for n in names if n.split("/")[0] in {"tests", "bench", "scripts", "demo_output", ".ci"})
     assert not left_out, left_out

@@ -1,12 +1,26 @@
-"""InstaFlow for ComfyUI: one-step rectified-flow text-to-image with SD1.5 (Liu et al., ICLR 2024)."""
-from .model_loaders.model_folders import register_instaflow_folder
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from .samplers.registration import register
+"""Straight-flow fast generation for ComfyUI: InstaFlow (one-step SD1.5 by rectified flow, Liu et al., ICLR 2024),
+2-Rectified Flow, and PeRFlow (piecewise rectified flow, 4-8 steps, SD1.5 / SDXL / SD2.x)."""
+from comfy_api.v0_0_2 import ComfyExtension
 
-register_instaflow_folder()
+from .model_loaders.model_folders import register_model_folders
+from .nodes import NODES
+from .samplers.comfyui.registration import register
+
+register_model_folders()
 register()
 
 # Frontend extension: the "Convert to InstaFlow" command and the node warning display (web/*.js).
 WEB_DIRECTORY = "./web"
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+
+class StraightFlowExtension(ComfyExtension):
+    async def get_node_list(self):
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> StraightFlowExtension:
+    """ComfyUI's entry point for packs declared with the versioned node schema."""
+    return StraightFlowExtension()
+
+
+__all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

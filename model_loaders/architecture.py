@@ -1,4 +1,4 @@
-"""Which architecture a state dict or a loaded model is, and the SD1.5 requirement of InstaFlow.
+"""Which architecture a state dict or a loaded model is, and which architectures each flow family needs.
 
 ComfyUI recognises architectures from key names and tensor shapes (comfy/model_detection.py). The
 InstaFlow loader asks it BEFORE building a model: building an SDXL or Flux model just to find out
@@ -9,6 +9,7 @@ from __future__ import annotations
 import comfy.model_detection
 
 EXPECTED = "SD1.5 (a 320-channel UNet with a 768-dim CLIP ViT-L text context)"
+SD15, SDXL, SD2 = "SD1.5", "SDXL", "SD2.x"
 
 # ComfyUI's model config class names that are not self-explanatory.
 _FRIENDLY_NAMES = {"SD15": "SD1.5", "SD20": "SD2.x", "SDXLRefiner": "SDXL refiner", "SD15_instructpix2pix": "SD1.5 InstructPix2Pix",
@@ -27,6 +28,23 @@ def is_sd15_unet(unet_config: dict) -> bool:
             and not unet_config.get("adm_in_channels"))
 
 
+def unet_family(unet_config: dict) -> str | None:
+    """SD15, SDXL or SD2 for the UNets the straight-flow families were trained from, else None.
+
+    SDXL: 2048-dim context (CLIP-L + bigG) and a 2816-dim pooled/size input; SD2.x: 1024-dim OpenCLIP-H
+    context. Channel counts beyond model_channels are not checked, as ComfyUI's own detector does not.
+    """
+    if is_sd15_unet(unet_config):
+        return SD15
+    if unet_config.get("model_channels") != 320:
+        return None
+    if unet_config.get("context_dim") == 2048 and unet_config.get("adm_in_channels") == 2816:
+        return SDXL
+    if unet_config.get("context_dim") == 1024 and not unet_config.get("adm_in_channels"):
+        return SD2
+    return None
+
+
 def _quietly(detect, state_dict, *args):
     # A copy: model_config_from_unet pops a scaled-fp8 marker key from the dict it is given, and the
     # real load that follows must still see it. Odd files can make detection itself raise.
@@ -43,8 +61,7 @@ def detect_layout(state_dict: dict) -> tuple[str, object]:
     "unet_only": LDM-layout diffusion model without prefix (as in models/diffusion_models);
     "diffusers_unet": a diffusers-layout UNet (unet/diffusion_pytorch_model.safetensors).
     """
-    prefix_of = getattr(comfy.model_detection, "unet_prefix_from_state_dict", lambda sd: "model.diffusion_model.")
-    prefix = prefix_of(state_dict)
+    prefix = comfy.model_detection.unet_prefix_from_state_dict(state_dict)
     config = _quietly(comfy.model_detection.model_config_from_unet, state_dict, prefix)
     if config is not None:
         return "checkpoint", config
@@ -57,13 +74,20 @@ def detect_layout(state_dict: dict) -> tuple[str, object]:
     return "unknown", None
 
 
-def require_sd15_config(model_config, source: str) -> None:
+def require_config(model_config, source: str, allowed, needs: str) -> str:
+    """The architecture (one of `allowed`) of a detected model config; raises naming `source` otherwise."""
     if model_config is None:
         raise ValueError(f"{source}: ComfyUI does not recognise a diffusion model in this file (is it a LoRA, VAE, "
-                         f"text encoder or ControlNet? Those belong in their own model folders). Expected {EXPECTED}.")
-    if not is_sd15_unet(model_config.unet_config):
+                         f"text encoder or ControlNet? Those belong in their own model folders). {needs}.")
+    family = unet_family(model_config.unet_config)
+    if family not in allowed:
         raise ValueError(f"{source}: this is a {architecture_name(model_config)} model (detected by ComfyUI from its "
-                         f"weights); InstaFlow and 2-Rectified Flow need {EXPECTED}.")
+                         f"weights); {needs}.")
+    return family
+
+
+def require_sd15_config(model_config, source: str) -> None:
+    require_config(model_config, source, (SD15,), f"InstaFlow and 2-Rectified Flow need {EXPECTED}")
 
 
 def require_sd15_model(model, source: str) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
-from .diffusers_folder import WEIGHT_NAMES, weight_file
-from .model_folders import resolve_instaflow_model
+from .diffusers_folder import weight_file, weight_file_in, weight_file_parts
+from .model_folders import CHECKPOINTS, DIFFUSERS, UNET_FOLDER, resolve_model
 
 
 def _file_fingerprint(path: str | None) -> str:
@@ -24,11 +24,17 @@ def _file_fingerprint(path: str | None) -> str:
     return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
-def model_fingerprint(name: str) -> str:
+def _files(kind: str, path: str) -> list[str | None]:
+    if kind == DIFFUSERS:
+        return [weight_file(path, part) for part in weight_file_parts()]
+    return [weight_file_in(path)] if kind == UNET_FOLDER else [path]
+
+
+def model_fingerprint(name: str, family: str, kinds=CHECKPOINTS) -> str:
     """Changes whenever a file the loader would read for `name` changes; never raises."""
     try:
-        kind, path = resolve_instaflow_model(name)
+        kind, path = resolve_model(name, family, kinds)
     except (ValueError, FileNotFoundError, OSError):
         return f"unresolved:{name}"  # the loader itself reports the problem
-    files = [path] if kind == "single_file" else [weight_file(path, part) for part in WEIGHT_NAMES]
+    files = _files(kind, path)
     return "|".join(_file_fingerprint(f) for f in files)

@@ -1,25 +1,25 @@
-"""ComfyUI nodes of the pack: thin wrappers, one job each."""
+"""ComfyUI nodes of the pack: thin wrappers, one job each, declared with ComfyUI's versioned node
+schema (comfy_api.v0_0_2, in every supported ComfyUI: compat/comfyui_versions.py)."""
 from .instaflow_interpolated_conditioning import InstaFlowInterpolatedConditioning
 from .instaflow_interpolated_noise import InstaFlowInterpolatedNoise
 from .instaflow_loader import InstaFlowLoader
 from .instaflow_sampler import InstaFlowSampler
 from .instaflow_scheduler import InstaFlowScheduler
 from .model_sampling_instaflow import ModelSamplingInstaFlow
+from .model_sampling_perflow import ModelSamplingPeRFlow
+from .perflow_delta_weights import PeRFlowDeltaWeights
+from .perflow_loader import PeRFlowLoader
+from .perflow_scheduler import PeRFlowScheduler
 
-NODE_CLASS_MAPPINGS = {
-    "InstaFlowLoader": InstaFlowLoader,
-    "ModelSamplingInstaFlow": ModelSamplingInstaFlow,
-    "InstaFlowScheduler": InstaFlowScheduler,
-    "InstaFlowSampler": InstaFlowSampler,
-    "InstaFlowInterpolatedNoise": InstaFlowInterpolatedNoise,
-    "InstaFlowInterpolatedConditioning": InstaFlowInterpolatedConditioning,
-}
-
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "InstaFlowLoader": "Load InstaFlow Checkpoint",
-    "ModelSamplingInstaFlow": "Model Sampling InstaFlow (Rectified Flow)",
-    "InstaFlowScheduler": "InstaFlow Scheduler",
-    "InstaFlowSampler": "InstaFlow Sampler",
-    "InstaFlowInterpolatedNoise": "InstaFlow Interpolated Noise (slerp between seeds)",
-    "InstaFlowInterpolatedConditioning": "InstaFlow Interpolated Conditioning (prompt A to B)",
-}
+NODES = [
+    InstaFlowLoader,
+    ModelSamplingInstaFlow,
+    InstaFlowScheduler,
+    InstaFlowSampler,
+    InstaFlowInterpolatedNoise,
+    InstaFlowInterpolatedConditioning,
+    PeRFlowLoader,
+    ModelSamplingPeRFlow,
+    PeRFlowScheduler,
+    PeRFlowDeltaWeights,
+]

@@ -1,1 +1,3 @@
-"""Rectified-flow sampling: torch-only math (flow_convention, schedule, euler) and ComfyUI glue."""
+"""Straight-flow sampling. Torch-only math: flows/ (each family's convention and schedule), euler.py,
+slerp.py, conditioning_interpolation.py, finite_checks.py, memory_estimate.py. ComfyUI glue, generic
+over the families: comfyui/. Nothing here imports nodes/; comfyui/ may import model_loaders/."""

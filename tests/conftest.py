@@ -1,12 +1,21 @@
 """Session fixtures: the ComfyUI tree, the random InstaFlow models, and a real ComfyUI server."""
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.comfyui_source import comfyui_path
+from harness.memory_watch import MemoryWatch
 from harness.server import ComfyServer
+
+MEMORY = MemoryWatch()
+_SERVERS: list[ComfyServer] = []
+# After a test module, a server holding more than this lets go of its models (POST /free), so that the
+# suite's peak stays under its budget; below it, the next module reuses what is loaded.
+FREE_ABOVE_BYTES = int(float(os.environ.get("INSTAFLOW_FREE_ABOVE_GIB", "5")) * 2 ** 30)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKS = [
@@ -134,10 +143,42 @@ def comfy_server(comfyui_dir, request, tmp_path_factory):
     packs = [(name, path) for name, path in PACKS if path.is_dir()]
     server = ComfyServer(roots, packs, tmp_path_factory.mktemp("comfy_server"), comfyui_dir=comfyui_dir)
     server.start()  # raises ServerError with the log tail if the server dies or never answers
+    _SERVERS.append(server)
     try:
         yield server
     finally:
+        _SERVERS.remove(server)
         server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def free_server_models_after_module():
+    """Models are freed between modules when the server holds more than FREE_ABOVE_BYTES."""
+    yield
+    for server in _SERVERS:
+        if server.rss_bytes() > FREE_ABOVE_BYTES:
+            server.free_models()
+            deadline = time.monotonic() + 20  # the server frees when its worker wakes: wait for it
+            while server.rss_bytes() > FREE_ABOVE_BYTES and time.monotonic() < deadline:
+                time.sleep(0.2)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs a server, the ComfyUI tree or a model fixture (directly or through
+    another fixture), so `-m "not server"` selects the fast, pure tests."""
+    heavy = {"comfy_server", "comfyui_dir", *MODEL_FIXTURES}
+    for item in items:
+        if heavy & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+
+
+def pytest_sessionstart(session):
+    MEMORY.start()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    MEMORY.current_test = item.nodeid
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -159,3 +200,8 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured: |ours - reference| per graph")
         for label, value in RECORDED:
             terminalreporter.write_line(f"{label}: {value}")
+    MEMORY.sample()
+    MEMORY.stop()
+    terminalreporter.section("memory")
+    for line in MEMORY.summary():
+        terminalreporter.write_line(line)

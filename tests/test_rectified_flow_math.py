@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from samplers import flow_convention
+from samplers.flows import instaflow as flow_convention
+from samplers.flows.broadcast import per_sample
 from samplers.euler import euler_step, rectified_flow_euler
-from samplers.schedule import instaflow_sigmas
+from samplers.flows.instaflow import instaflow_sigmas
 
 
 def test_one_step_schedule_is_one_to_zero():
@@ -44,7 +45,7 @@ def test_denoised_adds_velocity_pointing_to_the_image():
 def _straight_flow_model(target):
     """A model whose velocity is exact for the straight path from any x at sigma to `target`."""
     def model(x, sigma):
-        v = (target - x) / flow_convention.per_sample(sigma, x)
+        v = (target - x) / per_sample(sigma, x)
         return flow_convention.denoised_from_velocity(x, sigma, v)
     return model
 

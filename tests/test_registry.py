@@ -106,7 +106,7 @@ def test_published_zip_holds_the_pack_and_not_the_tests(snapshot, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     names = set(zipfile.ZipFile(snapshot / "node.zip").namelist())
     for needed in ["__init__.py", "__main__.py", "pyproject.toml", "LICENSE", "README.md",
-                   "nodes/__init__.py", "samplers/flow_convention.py", "model_loaders/instaflow_checkpoint.py",
+                   "nodes/__init__.py", "samplers/flows/instaflow.py", "model_loaders/checkpoint.py",
                    "web/instaflow_convert.js", "web/instaflow_conversion_rules.json", "web/instaflow_icon.svg",
                    "workflow_conversion/convert_api.py", "example_workflows/instaflow_one_step_txt2img.json"]:
         assert needed in names, needed

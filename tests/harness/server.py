@@ -28,13 +28,13 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from harness.comfyui_source import cache_root, comfyui_path
+from harness.comfyui_source import cache_root, comfyui_path, overlay_path
 
 # Folder keys mapped to same-named subfolders of models_root. ComfyUI maps the legacy keys "unet"
 # and "clip" onto "diffusion_models" and "text_encoders", so both subfolder names work.
 MODEL_FOLDERS = {name: name for name in (
     "checkpoints", "diffusers", "vae", "loras", "controlnet", "clip", "unet", "diffusion_models",
-    "embeddings", "upscale_models", "instaflow")}
+    "embeddings", "upscale_models", "instaflow", "perflow", "text_encoders")}
 
 
 class ServerError(RuntimeError):
@@ -81,6 +81,17 @@ class PromptFailed(RuntimeError):
         else:
             message = f"prompt {prompt_id} failed: {json.dumps(status)[:2000]}"
         super().__init__(message)
+
+
+def _proc_status_bytes(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def free_port() -> int:
@@ -150,6 +161,9 @@ class ComfyServer:
                    # keep bytecode out of the ComfyUI tree and the repo (and reuse it across runs)
                    PYTHONPYCACHEPREFIX=str(cache_root() / "pycache"),
                    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DO_NOT_TRACK="1")
+        overlay = overlay_path() if self.comfyui_dir == comfyui_path() else None
+        if overlay is not None:  # an older tree's own frontend/template pins come first
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(overlay), env.get("PYTHONPATH")]))
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), cwd=self.comfyui_dir, env=env,
                                      stdout=self._log_file, stderr=subprocess.STDOUT,
@@ -227,6 +241,15 @@ class ComfyServer:
 
     def get_json(self, path: str, timeout: float = 60):
         return json.loads(self._request("GET", path, timeout=timeout))
+
+    def free_models(self, timeout: float = 60) -> None:
+        """POST /free: the server drops its loaded models and its node-output cache, then collects
+        garbage (its prompt worker acts on the flags as soon as it is idle)."""
+        self._request("POST", "/free", {"unload_models": True, "free_memory": True}, timeout=timeout)
+
+    def rss_bytes(self) -> int:
+        """The server process's resident memory now (0 when it is not running)."""
+        return _proc_status_bytes(self.proc.pid, "VmRSS") if self.proc is not None and self.proc.poll() is None else 0
 
     def object_info(self, node_class: str | None = None) -> dict:
         if node_class:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import comfy.sample
 
-from .slerp import slerp_frames
+from ..slerp import slerp_frames
 
 
 class InterpolatedNoise:

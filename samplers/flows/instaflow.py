@@ -1,7 +1,7 @@
-"""InstaFlow's rectified-flow convention: the one place it is written down. Torch only.
+"""InstaFlow's rectified-flow convention and schedule: the one place they are written down. Torch only.
 
-Source: the official pipeline, gnobitab/InstaFlow code/pipeline_rf.py (RectifiedFlowPipeline),
-summarised in REFERENCE.md section 1. In ComfyUI terms a sample at noise level sigma in [0, 1]:
+Source: the official pipeline, gnobitab/InstaFlow code/pipeline_rf.py (RectifiedFlowPipeline);
+docs/conventions.md has the derivation. In ComfyUI terms a sample at noise level sigma in [0, 1]:
 
 - Timestep: the UNet is called with the float timestep t = sigma * 1000 (one step: t = 1000;
   t = 0 is never evaluated).
@@ -11,10 +11,15 @@ summarised in REFERENCE.md section 1. In ComfyUI terms a sample at noise level s
   flow models in ComfyUI, whose CONST sampling uses denoised = x - sigma * output.
 - Hence the image estimate ("denoised" in ComfyUI/k-diffusion terms) is x + sigma * v, and one
   Euler step from sigma = 1 to 0 reproduces the official one-step latents = noise + v exactly.
+- Schedule: N uniform steps, UNet timesteps (1 - i/N) * 1000 for i = 0..N-1, dt = 1/N.
+
+2-Rectified Flow (XCLiu/2_rectified_flow_from_sd_1_5) uses the same pipeline, so the same convention.
 """
 from __future__ import annotations
 
 import torch
+
+from .broadcast import per_sample
 
 TIMESTEP_MULTIPLIER = 1000.0
 
@@ -29,13 +34,6 @@ def sigma_from_timestep(t: torch.Tensor) -> torch.Tensor:
     return t / TIMESTEP_MULTIPLIER
 
 
-def per_sample(sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Shape a scalar or per-batch sigma to broadcast against a (B, C, ...) tensor."""
-    if sigma.numel() == 1:
-        return sigma.reshape(())
-    return sigma.reshape(sigma.shape[:1] + (1,) * (like.ndim - 1))
-
-
 def denoised_from_velocity(x: torch.Tensor, sigma: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
     """Image estimate at sigma given the predicted velocity (noise -> image)."""
     return x + per_sample(sigma, velocity) * velocity
@@ -45,3 +43,17 @@ def noised_latent(image_latent: torch.Tensor, noise: torch.Tensor, sigma: torch.
     """Point on the straight noise path at sigma: pure noise at 1, the image at 0."""
     s = per_sample(sigma, noise)
     return s * noise + (1.0 - s) * image_latent
+
+
+def instaflow_sigmas(steps: int, denoise: float = 1.0) -> torch.Tensor:
+    """[1, 1 - 1/N, ..., 1/N, 0] scaled by denoise: N uniform Euler steps of size denoise/N.
+
+    With timestep() this gives the official UNet timesteps 1000 * s * (1 - i/N) for i = 0..N-1;
+    the final 0 is an end point, never a model call.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if not 0.0 <= denoise <= 1.0:
+        raise ValueError(f"denoise must be in [0, 1], got {denoise}")
+    i = torch.arange(steps + 1, dtype=torch.float64)
+    return ((1.0 - i / steps) * denoise).to(torch.float32)

@@ -3,7 +3,7 @@
 - The model: patched for InstaFlow; an SD1.5 model not yet patched is patched here; a model whose
   sampling was replaced by ANOTHER flow convention (ModelSamplingSD3 / ModelSamplingFlux /
   ModelSamplingAuraFlow placed after ModelSamplingInstaFlow) is refused: that convention has the
-  opposite velocity sign (samplers/flow_convention.py) and would turn an InstaFlow model into noise.
+  opposite velocity sign (samplers/flows/instaflow.py) and would turn an InstaFlow model into noise.
 - The latent: 4 channels like SD1.5's, and finite.
 - The batch: not hopelessly beyond the device's memory (samplers/memory_estimate.py).
 """
@@ -14,10 +14,10 @@ import logging
 import comfy.model_management
 import comfy.model_sampling
 
-from ..model_loaders.architecture import require_sd15_model
-from .finite_checks import require_finite_latent
-from .memory_estimate import skip_activations_per_latent_pixel, unet_activation_lower_bound
-from .model_sampling import is_instaflow_patched, patch_instaflow_sampling
+from ...model_loaders.architecture import require_sd15_model
+from ..finite_checks import require_finite_latent
+from ..memory_estimate import skip_activations_per_latent_pixel, unet_activation_lower_bound
+from .model_sampling import flow_family, is_instaflow_patched, patch_instaflow_sampling
 
 
 class NotEnoughMemory(MemoryError):
@@ -34,6 +34,10 @@ def instaflow_model_for_sampling(model, who: str):
     if is_instaflow_patched(model):
         return model
     sampling = model.get_model_object("model_sampling")
+    if flow_family(model) == "PeRFlow":
+        raise ValueError(
+            f"{who}: the model is patched for PeRFlow (ModelSamplingPeRFlow / PeRFlowLoader); sample it with KSampler "
+            "(sampler euler, scheduler perflow) or SamplerCustom + PeRFlowScheduler, not with the InstaFlow sampler.")
     if isinstance(sampling, comfy.model_sampling.CONST):
         raise ValueError(
             f"{who}: the model's sampling was replaced by {type(sampling).__name__}, a flow-matching convention that is "

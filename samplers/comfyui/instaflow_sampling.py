@@ -10,10 +10,10 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from .euler import rectified_flow_euler
-from .finite_checks import require_finite_number
+from ..euler import rectified_flow_euler
+from ..finite_checks import require_finite_number
+from ..flows.instaflow import instaflow_sigmas
 from .sampling_guards import check_latent, check_memory, instaflow_model_for_sampling
-from .schedule import instaflow_sigmas
 
 _SAMPLER = comfy.samplers.KSAMPLER(rectified_flow_euler)
 _WHO = "InstaFlowSampler"
@@ -25,8 +25,7 @@ def sample_instaflow(model, seed, steps, cfg, positive, negative, latent, denois
     require_finite_number("denoise", denoise, _WHO)
     model = instaflow_model_for_sampling(model, _WHO)
     latent_image = latent["samples"]
-    if hasattr(comfy.sample, "fix_empty_latent_channels"):
-        latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
+    latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
     check_latent(model, latent_image, _WHO)
     out = latent.copy()
     if denoise <= 0.0:  # like KSampler: nothing to denoise

@@ -1,0 +1,68 @@
+"""The pack's layers run one way: torch-only math -> ComfyUI glue -> thin nodes."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TORCH_ONLY = ["samplers/flows", "samplers/euler.py", "samplers/slerp.py", "samplers/finite_checks.py",
+              "samplers/memory_estimate.py", "samplers/conditioning_interpolation.py"]
+SHIPPED = ["__init__.py", "samplers", "model_loaders", "nodes", "workflow_conversion", "web", "docs", "README.md"]
+
+
+def _python_files(part: str):
+    path = REPO / part
+    return [path] if path.is_file() else sorted(path.rglob("*.py"))
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute names of what `path` imports, relative imports resolved against the pack root."""
+    package = path.relative_to(REPO).parent.parts
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else ()
+            module = ".".join(base + tuple((node.module or "").split("."))).strip(".")
+            names.add(module)
+    return names
+
+
+def test_model_loaders_import_nothing_from_samplers_or_nodes():
+    for path in _python_files("model_loaders"):
+        bad = {m for m in _imported_modules(path) if m.split(".")[0] in {"samplers", "nodes"}}
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def test_samplers_import_nothing_from_nodes():
+    for path in _python_files("samplers"):
+        bad = {m for m in _imported_modules(path) if m.split(".")[0] == "nodes"}
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def test_math_modules_import_only_torch_and_each_other():
+    allowed_roots = {"torch", "math", "__future__", "tqdm", "samplers"}
+    for part in TORCH_ONLY:
+        for path in _python_files(part):
+            for module in _imported_modules(path):
+                assert module.split(".")[0] in allowed_roots, f"{path.relative_to(REPO)} imports {module}"
+                if module.startswith("samplers."):
+                    assert not module.startswith("samplers.comfyui"), f"{path.relative_to(REPO)} imports {module}"
+
+
+def test_math_modules_load_with_comfy_blocked():
+    code = ("import sys; sys.modules['comfy'] = None; sys.modules['folder_paths'] = None\n"
+            "import samplers.flows.instaflow, samplers.flows.perflow, samplers.euler, samplers.slerp\n"
+            "import samplers.conditioning_interpolation, samplers.memory_estimate\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shipped_files_cite_no_document_outside_the_repository():
+    for part in SHIPPED:
+        path = REPO / part
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        for file in files:
+            text = file.read_text(errors="ignore")
+            assert "REFERENCE.md" not in text and "shared/" not in text, f"{file.relative_to(REPO)} cites an outside document"

@@ -23,6 +23,9 @@ from harness.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
 from harness.server import PromptFailed
 from harness.server_checks import assert_next_prompt_succeeds, failure, rejection
 
+# Also runs on the oldest supported ComfyUI (.ci/run).
+pytestmark = pytest.mark.oldest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

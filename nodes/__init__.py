@@ -2,6 +2,7 @@
 schema (comfy_api.v0_0_2, in every supported ComfyUI: compat/comfyui_versions.py)."""
 from .instaflow_interpolated_conditioning import InstaFlowInterpolatedConditioning
 from .instaflow_interpolated_noise import InstaFlowInterpolatedNoise
+from .instaflow_inversion import InstaFlowInversion
 from .instaflow_loader import InstaFlowLoader
 from .instaflow_sampler import InstaFlowSampler
 from .instaflow_scheduler import InstaFlowScheduler
@@ -18,6 +19,7 @@ NODES = [
     InstaFlowSampler,
     InstaFlowInterpolatedNoise,
     InstaFlowInterpolatedConditioning,
+    InstaFlowInversion,
     PeRFlowLoader,
     ModelSamplingPeRFlow,
     PeRFlowScheduler,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TORCH_ONLY = ["samplers/flows", "samplers/euler.py", "samplers/slerp.py", "samplers/finite_checks.py",
-              "samplers/memory_estimate.py", "samplers/conditioning_interpolation.py"]
+              "samplers/memory_estimate.py", "samplers/conditioning_interpolation.py", "samplers/inversion.py"]
 SHIPPED = ["__init__.py", "samplers", "model_loaders", "nodes", "workflow_conversion", "web", "docs", "README.md"]
 
 
@@ -54,7 +54,7 @@ def test_math_modules_import_only_torch_and_each_other():
 def test_math_modules_load_with_comfy_blocked():
     code = ("import sys; sys.modules['comfy'] = None; sys.modules['folder_paths'] = None\n"
             "import samplers.flows.instaflow, samplers.flows.perflow, samplers.euler, samplers.slerp\n"
-            "import samplers.conditioning_interpolation, samplers.memory_estimate\n")
+            "import samplers.conditioning_interpolation, samplers.memory_estimate, samplers.inversion\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

@@ -113,8 +113,9 @@ def components(executor, loader_id, prompt, size, batch, variants=(), repeat=1):
     base = model.model
     out = {}
     with torch.no_grad():
-        eager = base.apply_model(x, sigma, c_crossattn=context)
-        out["unet_ms"] = _median_ms(lambda: base.apply_model(x, sigma, c_crossattn=context), repeat)
+        results = []
+        out["unet_ms"] = _median_ms(lambda: results.append(base.apply_model(x, sigma, c_crossattn=context)), repeat)
+        eager = results[-1]
         out["vae_ms"] = _median_ms(lambda: vae.decode(x), repeat)
         for variant in variants:
             try:

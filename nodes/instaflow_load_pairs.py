@@ -1,6 +1,6 @@
 import folder_paths
 
-from ..training.pairs_file import list_pairs_sets
+from ..training.pairs_file import folder_signature, list_pairs_sets, pairs_folder
 from ..training.teacher_pairs import open_pairs
 
 
@@ -16,6 +16,10 @@ class InstaFlowLoadPairs:
     def INPUT_TYPES(cls):
         return {"required": {"name": (list_pairs_sets(folder_paths.get_output_directory()),
                                       {"tooltip": "A folder of output/instaflow_pairs."})}}
+
+    @classmethod
+    def IS_CHANGED(cls, name):
+        return folder_signature(pairs_folder(folder_paths.get_output_directory(), name))
 
     def execute(self, name):
         return (open_pairs(name),)

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 import comfy.model_management
+import comfy.model_sampling
 import comfy.utils
 import folder_paths
 
@@ -55,7 +56,9 @@ class TrainSettings:
 def check_student(model, pairs: FlowPairs, who: str) -> None:
     """The student is an SD1.5-architecture model patched for InstaFlow, of the pairs' model kind."""
     if not is_instaflow_patched(model):
-        family = flow_family(model) or type(model.get_model_object("model_sampling")).__name__
+        sampling = model.get_model_object("model_sampling")
+        family = flow_family(model) or ("EPS (noise prediction, a stock SD1.5 checkpoint)"
+                                        if isinstance(sampling, comfy.model_sampling.EPS) else type(sampling).__name__)
         raise ValueError(
             f"{who}: the student model samples as {family}, not as an InstaFlow rectified flow. Reflow and "
             "distillation train a velocity (noise -> image) at sigma in [0, 1]: put ModelSamplingInstaFlow after "

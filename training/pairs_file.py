@@ -88,6 +88,15 @@ def _pair_files(folder: str) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n.endswith(".safetensors") and not n.startswith("."))
 
 
+def folder_signature(folder: str) -> str:
+    """Changes whenever a pair file is added, removed or replaced (for ComfyUI's IS_CHANGED)."""
+    entries = []
+    for name in _pair_files(folder):
+        st = os.stat(os.path.join(folder, name))
+        entries.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
+
+
 def read_metadata(path: str) -> dict:
     try:
         with safe_open(path, framework="pt") as f:

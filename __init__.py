@@ -1,7 +1,9 @@
 """Straight-flow fast generation for ComfyUI: InstaFlow (one-step SD1.5 by rectified flow, Liu et al., ICLR 2024),
 2-Rectified Flow, and PeRFlow (piecewise rectified flow, 4-8 steps, SD1.5 / SDXL / SD2.x)."""
+from comfy_api.v0_0_2 import ComfyExtension
+
 from .model_loaders.model_folders import register_model_folders
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .nodes import NODES
 from .samplers.comfyui.registration import register
 
 register_model_folders()
@@ -10,4 +12,15 @@ register()
 # Frontend extension: the "Convert to InstaFlow" command and the node warning display (web/*.js).
 WEB_DIRECTORY = "./web"
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+
+class StraightFlowExtension(ComfyExtension):
+    async def get_node_list(self):
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> StraightFlowExtension:
+    """ComfyUI's entry point for packs declared with the versioned node schema."""
+    return StraightFlowExtension()
+
+
+__all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

@@ -61,8 +61,7 @@ def detect_layout(state_dict: dict) -> tuple[str, object]:
     "unet_only": LDM-layout diffusion model without prefix (as in models/diffusion_models);
     "diffusers_unet": a diffusers-layout UNet (unet/diffusion_pytorch_model.safetensors).
     """
-    prefix_of = getattr(comfy.model_detection, "unet_prefix_from_state_dict", lambda sd: "model.diffusion_model.")
-    prefix = prefix_of(state_dict)
+    prefix = comfy.model_detection.unet_prefix_from_state_dict(state_dict)
     config = _quietly(comfy.model_detection.model_config_from_unet, state_dict, prefix)
     if config is not None:
         return "checkpoint", config

@@ -9,11 +9,10 @@ architecture, so a wrong or broken file costs a clear error naming it, not gigab
 """
 from __future__ import annotations
 
-import inspect
-
 import comfy.sd
 import folder_paths
 
+from ..compat import comfyui_versions
 from .architecture import EXPECTED, SD2, SD15, SDXL, detect_layout, require_config
 from .diffusers_folder import weight_files
 from .model_folders import DIFFUSERS, INSTAFLOW, PERFLOW, resolve_model
@@ -22,13 +21,6 @@ from .weights_file import ModelFileError, read_state_dict
 
 def _embeddings():
     return folder_paths.get_folder_paths("embeddings")
-
-
-def _with_metadata(function, *args, metadata=None, **kwargs):
-    # `metadata=` arrived in ComfyUI's loaders in 2025; older versions do not take it.
-    if metadata is not None and "metadata" in inspect.signature(function).parameters:
-        kwargs["metadata"] = metadata
-    return function(*args, **kwargs)
 
 
 FAMILY_NAMES = {INSTAFLOW: "InstaFlow", PERFLOW: "PeRFlow"}
@@ -46,9 +38,7 @@ def _require(config, source: str, family: str) -> str:
 
 def _text_encoder(paths: list[str]):
     """CLIP from one (SD1.5, SD2.x) or two (SDXL: CLIP-L and OpenCLIP bigG) text encoder files."""
-    if hasattr(comfy.sd, "load_text_encoder_state_dicts"):
-        return comfy.sd.load_text_encoder_state_dicts([read_state_dict(p)[0] for p in paths], embedding_directory=_embeddings())
-    return comfy.sd.load_clip(paths, embedding_directory=_embeddings())  # older ComfyUI; it loads safely itself
+    return comfy.sd.load_text_encoder_state_dicts([read_state_dict(p)[0] for p in paths], embedding_directory=_embeddings())
 
 
 def load_diffusers_folder(path: str, family: str = INSTAFLOW):
@@ -57,7 +47,7 @@ def load_diffusers_folder(path: str, family: str = INSTAFLOW):
     unet_sd, metadata = read_state_dict(files["unet"])
     _layout, config = detect_layout(unet_sd)
     architecture = _require(config, files["unet"], family)
-    model = _with_metadata(comfy.sd.load_diffusion_model_state_dict, unet_sd, metadata=metadata)
+    model = comfyui_versions.load_diffusion_model_state_dict(unet_sd, metadata)
     if model is None:
         raise ModelFileError(f"{files['unet']}: ComfyUI could not build a UNet from these weights")
     if architecture == SDXL and "text_encoder_2" not in files:
@@ -86,11 +76,8 @@ def load_single_file(path: str, family: str = INSTAFLOW):
             f"{path}: this {architecture} file has no {' and no '.join(missing)} weights (a UNet-only file?). Load it "
             f"with Load Diffusion Model + Load CLIP + Load VAE and add ModelSampling{FAMILY_NAMES[family]}, "
             "or use the full checkpoint or diffusers folder")
-    if hasattr(comfy.sd, "load_state_dict_guess_config"):
-        out = _with_metadata(comfy.sd.load_state_dict_guess_config, sd, output_vae=True, output_clip=True,
-                             embedding_directory=_embeddings(), metadata=metadata)
-    else:  # older ComfyUI: reads the file again (safely on torch >= 2.4)
-        out = comfy.sd.load_checkpoint_guess_config(path, output_vae=True, output_clip=True, embedding_directory=_embeddings())
+    out = comfy.sd.load_state_dict_guess_config(sd, output_vae=True, output_clip=True, embedding_directory=_embeddings(),
+                                                metadata=metadata)
     if out is None:
         raise ModelFileError(f"{path}: ComfyUI could not build a model from this checkpoint")
     model, clip, vae = out[:3]

@@ -109,6 +109,14 @@ def _is_relative_name(name: str) -> bool:
         and ".." not in parts and not name.startswith("/")
 
 
+def listed_or_reason(name, family: str, kinds=CHECKPOINTS) -> bool | str:
+    """True for a listed name, else why not: a node's validate_inputs answer, so that ComfyUI refuses the
+    prompt before running it (its own combo check does not cover nodes on the versioned schema)."""
+    if isinstance(name, str) and _is_relative_name(name) and name in _entries(family, kinds):
+        return True
+    return f"{name!r} is not one of the models in {searched_folders(family, kinds)}"
+
+
 def resolve_model(name: str, family: str, kinds=CHECKPOINTS) -> tuple[str, str]:
     """(kind, path) for a listed name; anything not listed (e.g. a path outside the folders) is refused."""
     label = "InstaFlow" if family == INSTAFLOW else "PeRFlow"

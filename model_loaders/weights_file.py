@@ -7,7 +7,6 @@ anything but tensors and plain containers is refused, never executed.
 """
 from __future__ import annotations
 
-import inspect
 import os
 
 import comfy.utils
@@ -60,10 +59,7 @@ def read_state_dict(path: str) -> tuple[dict, dict | None]:
         raise ModelFileError(f"{path}: the file is empty (0 bytes): an interrupted download or copy?")
     safetensors_file = path.lower().endswith(SAFETENSORS_SUFFIXES)
     try:
-        if "return_metadata" in inspect.signature(comfy.utils.load_torch_file).parameters:
-            sd, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
-        else:  # ComfyUI before safetensors metadata was passed on
-            sd, metadata = comfy.utils.load_torch_file(path, safe_load=True), None
+        sd, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - every reader failure becomes one message naming the file

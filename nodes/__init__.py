@@ -1,4 +1,5 @@
-"""ComfyUI nodes of the pack: thin wrappers, one job each."""
+"""ComfyUI nodes of the pack: thin wrappers, one job each, declared with ComfyUI's versioned node
+schema (comfy_api.v0_0_2, in every supported ComfyUI: compat/comfyui_versions.py)."""
 from .instaflow_interpolated_conditioning import InstaFlowInterpolatedConditioning
 from .instaflow_interpolated_noise import InstaFlowInterpolatedNoise
 from .instaflow_load_pairs import InstaFlowLoadPairs
@@ -14,36 +15,19 @@ from .perflow_delta_weights import PeRFlowDeltaWeights
 from .perflow_loader import PeRFlowLoader
 from .perflow_scheduler import PeRFlowScheduler
 
-NODE_CLASS_MAPPINGS = {
-    "InstaFlowLoader": InstaFlowLoader,
-    "ModelSamplingInstaFlow": ModelSamplingInstaFlow,
-    "InstaFlowScheduler": InstaFlowScheduler,
-    "InstaFlowSampler": InstaFlowSampler,
-    "InstaFlowInterpolatedNoise": InstaFlowInterpolatedNoise,
-    "InstaFlowInterpolatedConditioning": InstaFlowInterpolatedConditioning,
-    "PeRFlowLoader": PeRFlowLoader,
-    "ModelSamplingPeRFlow": ModelSamplingPeRFlow,
-    "PeRFlowScheduler": PeRFlowScheduler,
-    "PeRFlowDeltaWeights": PeRFlowDeltaWeights,
-    "InstaFlowMakePairs": InstaFlowMakePairs,
-    "InstaFlowLoadPairs": InstaFlowLoadPairs,
-    "InstaFlowTrainReflowLoRA": InstaFlowTrainReflowLoRA,
-    "InstaFlowTrainDistillLoRA": InstaFlowTrainDistillLoRA,
-}
-
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "InstaFlowLoader": "Load InstaFlow Checkpoint",
-    "ModelSamplingInstaFlow": "Model Sampling InstaFlow (Rectified Flow)",
-    "InstaFlowScheduler": "InstaFlow Scheduler",
-    "InstaFlowSampler": "InstaFlow Sampler",
-    "InstaFlowInterpolatedNoise": "InstaFlow Interpolated Noise (slerp between seeds)",
-    "InstaFlowInterpolatedConditioning": "InstaFlow Interpolated Conditioning (prompt A to B)",
-    "PeRFlowLoader": "Load PeRFlow Checkpoint",
-    "ModelSamplingPeRFlow": "Model Sampling PeRFlow (Piecewise Rectified Flow)",
-    "PeRFlowScheduler": "PeRFlow Scheduler",
-    "PeRFlowDeltaWeights": "Apply PeRFlow Delta Weights (any SD1.5 finetune)",
-    "InstaFlowMakePairs": "InstaFlow Make Pairs (teacher noise/latent/prompt)",
-    "InstaFlowLoadPairs": "InstaFlow Load Pairs",
-    "InstaFlowTrainReflowLoRA": "InstaFlow Train Reflow LoRA (2-Rectified Flow)",
-    "InstaFlowTrainDistillLoRA": "InstaFlow Train Distill LoRA (one step)",
-}
+NODES = [
+    InstaFlowLoader,
+    ModelSamplingInstaFlow,
+    InstaFlowScheduler,
+    InstaFlowSampler,
+    InstaFlowInterpolatedNoise,
+    InstaFlowInterpolatedConditioning,
+    PeRFlowLoader,
+    ModelSamplingPeRFlow,
+    PeRFlowScheduler,
+    PeRFlowDeltaWeights,
+    InstaFlowMakePairs,
+    InstaFlowLoadPairs,
+    InstaFlowTrainReflowLoRA,
+    InstaFlowTrainDistillLoRA,
+]

@@ -2,6 +2,8 @@
 # Builds the test/demo environment once, outside the repository:
 #   $INSTAFLOW_CACHE (default ~/.cache/comfyui-instaflow)/venv       Python venv
 #   $INSTAFLOW_CACHE/comfyui-0.3.75                                 ComfyUI tree (unless COMFYUI_PATH)
+#   $INSTAFLOW_CACHE/comfyui-0.3.52, comfyui-0.3.52-overlay        the oldest supported tree and its own
+#                                                                   frontend pins, when INSTAFLOW_COMFYUI=0.3.52
 # Re-running is cheap: it reinstalls only when the requirement files change.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +17,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 
-comfy="$("$py" "$repo/tests/harness/comfyui_source.py")"
+# The venv gets the newest tree's requirements; an older tree (INSTAFLOW_COMFYUI) gets an overlay.
+comfy="$(INSTAFLOW_COMFYUI= "$py" "$repo/tests/harness/comfyui_source.py" | head -n 1)"
 
 # ComfyUI's requirements minus the torch family, which tests/requirements.txt pins.
 reqs="$cache/comfyui-requirements.txt"
@@ -39,6 +42,9 @@ if [ -z "${INSTAFLOW_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; th
   else
     echo "note: no chromium (apt-get install chromium); the browser tests will be skipped" >&2
   fi
+fi
+if [ -n "${INSTAFLOW_COMFYUI:-}" ]; then
+  comfy="$("$py" "$repo/tests/harness/comfyui_source.py" | tr '\n' ' ')"
 fi
 echo "venv: $venv"
 echo "comfyui: $comfy"

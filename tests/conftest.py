@@ -136,6 +136,15 @@ def free_server_models_after_module():
                 time.sleep(0.2)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs a server, the ComfyUI tree or a model fixture (directly or through
+    another fixture), so `-m "not server"` selects the fast, pure tests."""
+    heavy = {"comfy_server", "comfyui_dir", *MODEL_FIXTURES}
+    for item in items:
+        if heavy & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+
+
 def pytest_sessionstart(session):
     MEMORY.start()
 

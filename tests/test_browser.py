@@ -104,11 +104,14 @@ def test_node_search_finds_every_instaflow_node_and_adds_one_to_the_canvas(comfy
     page.close_dialogs()
     page.evaluate("() => app.graph.clear()")
     page.page.mouse.dblclick(*page.empty_canvas_point())
-    page.page.keyboard.type("InstaFlow")
     options = page.page.get_by_role("option")
-    options.filter(has_text="Model Sampling InstaFlow").wait_for()
+    texts = []
+    for family, example in (("PeRFlow", "PeRFlow Scheduler"), ("InstaFlow", "Model Sampling InstaFlow")):
+        page.page.keyboard.press("Control+A")
+        page.page.keyboard.type(family)  # each family's nodes carry its name
+        options.filter(has_text=example).first.wait_for()
+        texts += options.all_inner_texts()
     page.shot("1-search-results")
-    texts = options.all_inner_texts()
     missing = [name for name in display_names if not any(name in text for text in texts)]
     assert not missing, f"not offered by the search: {missing}"
     options.filter(has_text="Model Sampling InstaFlow").first.click()
@@ -207,6 +210,24 @@ def test_2rf_command_in_the_edit_menu_sets_four_steps_and_cfg_one_and_a_half(com
     assert (ksampler["steps"], ksampler["cfg"], ksampler["scheduler"]) == (preset["steps"], preset["cfg"], "instaflow")
     assert strip_titles(page.api_prompt()) == convert_api_workflow(original, "2rf")[0]
     page.shot("converted-2rf")
+
+
+def test_perflow_command_inserts_model_sampling_perflow_like_the_python_converter_and_runs(comfy_page, instaflow_models):
+    page = comfy_page
+    original = load_default_graph(page, instaflow_models)  # the random SD1.5 model stands in for a PeRFlow SD1.5 one
+    page.canvas_menu("Convert to PeRFlow (4 steps, cfg 4.5)")
+    page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingPeRFlow')")
+    page.page.get_by_text("inserted 1 ModelSamplingPeRFlow").wait_for()  # the toast
+    page.fit_view()
+    page.shot("1-converted-perflow")
+    assert strip_titles(page.api_prompt()) == convert_api_workflow(original, "perflow")[0]
+    ksampler = page.widgets(page.node_id("KSampler"))
+    assert (ksampler["sampler_name"], ksampler["scheduler"], ksampler["steps"], ksampler["cfg"]) == ("euler", "perflow", 4, 4.5)
+    assert page.widgets(page.node_id("ModelSamplingPeRFlow")) == {"prediction_type": "diff_eps"}
+    page.run_from_ui()
+    image = page.wait_for_image_on_node(page.node_id("SaveImage"))
+    assert (image["width"], image["height"]) == (TEST_SIZE, TEST_SIZE)
+    page.shot("2-perflow-run")
 
 
 # ------------------------------------------------------------------------------ warning on the node

@@ -61,6 +61,7 @@ def test_rules_are_one_json_file_in_the_web_directory_the_frontend_serves():
     rules = load_rules()
     assert rules["presets"]["instaflow"]["steps"] == 1 and rules["presets"]["instaflow"]["cfg"] == 1.0
     assert rules["presets"]["2rf"]["steps"] == 4 and rules["presets"]["2rf"]["cfg"] == 1.5
+    assert rules["presets"]["perflow"]["steps"] == 4 and rules["presets"]["perflow"]["cfg"] == 4.5
     assert "instaflow_conversion_rules.json" in (REPO_ROOT / "web" / "instaflow_convert.js").read_text()
 
 
@@ -93,6 +94,67 @@ def test_2rf_preset_sets_four_steps_and_cfg_one_and_a_half(default_workflow):
     ksampler = converted["3"]["inputs"]
     assert (ksampler["sampler_name"], ksampler["scheduler"], ksampler["steps"], ksampler["cfg"]) == (
         "rectified_flow", "instaflow", 4, 1.5)
+
+
+def test_perflow_preset_inserts_model_sampling_perflow_and_sets_euler_perflow(default_workflow):
+    converted, report = convert_api_workflow(default_workflow, "perflow")
+    (new_id,) = only_new(converted, default_workflow)
+    assert converted[new_id] == {"class_type": "ModelSamplingPeRFlow", "inputs": {"model": ["4", 0], "prediction_type": "diff_eps"}}
+    ksampler = converted["3"]["inputs"]
+    assert ksampler["model"] == [new_id, 0]
+    assert (ksampler["sampler_name"], ksampler["scheduler"], ksampler["steps"], ksampler["cfg"]) == ("euler", "perflow", 4, 4.5)
+    for node_id, node in default_workflow.items():
+        if node_id != "3":
+            assert converted[node_id] == node
+    assert report.converted == ["3"] and report.inserted == [new_id] and not report.skipped
+    assert f"inserted ModelSamplingPeRFlow as node {new_id}" in report.lines()
+    twice, again = convert_api_workflow(converted, "perflow")
+    assert twice == converted and not again.inserted
+
+
+def test_perflow_preset_rules_are_overrides_of_the_one_rule_set():
+    """One rule set: the PeRFlow preset only overrides what differs (node types, names), nothing is duplicated."""
+    rules = load_rules()
+    overrides = rules["presets"]["perflow"]["overrides"]
+    assert set(overrides) <= set(rules) - {"presets", "samplers", "sampler_selects", "sigma_sources"}
+    assert overrides["model_sampling_node"] == {"type": "ModelSamplingPeRFlow", "set": {"prediction_type": "diff_eps"}}
+    assert overrides["scheduler_node"]["type"] == "PeRFlowScheduler"
+    script = (REPO_ROOT / "web" / "instaflow_convert.js").read_text()
+    assert "overrides" in script and "Convert to PeRFlow (4 steps, cfg 4.5)" in script
+
+
+def test_perflow_preset_on_sampler_custom_gets_euler_and_perflow_scheduler_keeping_denoise():
+    workflow = sampler_custom_workflow("BasicScheduler", model=["1", 0], scheduler="karras", steps=30, denoise=0.6)
+    converted, report = convert_api_workflow(workflow, "perflow")
+    (new_id,) = only_new(converted, workflow)
+    assert converted[new_id]["class_type"] == "ModelSamplingPeRFlow"
+    assert converted["6"]["inputs"]["model"] == [new_id, 0] and converted["6"]["inputs"]["cfg"] == 4.5
+    assert converted["4"]["inputs"]["sampler_name"] == "euler"
+    assert converted["5"] == {"class_type": "PeRFlowScheduler", "inputs": {"model": [new_id, 0], "steps": 4, "denoise": 0.6}}
+    assert report.replaced == ["5"] and "replaced sigma source 5 by PeRFlowScheduler" in report.lines()
+
+
+def test_perflow_loader_and_delta_weights_need_no_model_sampling_node(default_workflow):
+    workflow = copy.deepcopy(default_workflow)
+    workflow["4"] = {"class_type": "PeRFlowLoader", "inputs": {"ckpt_name": "perflow-sd15-dreamshaper"}}
+    converted, report = convert_api_workflow(workflow, "perflow")
+    assert not only_new(converted, workflow) and converted["3"]["inputs"]["scheduler"] == "perflow"
+    workflow = copy.deepcopy(default_workflow)
+    workflow["20"] = {"class_type": "PeRFlowDeltaWeights", "inputs": {"model": ["4", 0], "delta_name": "d", "strength": 1.0}}
+    workflow["3"]["inputs"]["model"] = ["20", 0]
+    converted, report = convert_api_workflow(workflow, "perflow")
+    assert not only_new(converted, workflow) and report.converted == ["3"]
+
+
+@pytest.mark.parametrize("preset, other", [("perflow", "ModelSamplingInstaFlow"), ("instaflow", "ModelSamplingPeRFlow"),
+                                           ("2rf", "PeRFlowDeltaWeights")])
+def test_a_graph_set_up_for_the_other_family_is_left_alone(default_workflow, preset, other):
+    workflow = copy.deepcopy(default_workflow)
+    workflow["20"] = {"class_type": other, "inputs": {"model": ["4", 0]}}
+    workflow["3"]["inputs"]["model"] = ["20", 0]
+    converted, report = convert_api_workflow(workflow, preset)
+    assert converted == workflow
+    assert other in report.skipped["3"] and "another flow family" in report.skipped["3"]
 
 
 def test_converting_twice_changes_nothing_more(default_workflow):
@@ -199,7 +261,7 @@ def test_ui_format_workflow_is_refused_with_a_pointer_to_the_frontend_command():
 
 
 def test_unknown_preset_is_refused_naming_the_choices(default_workflow):
-    with pytest.raises(ConversionError, match="instaflow, 2rf"):
+    with pytest.raises(ConversionError, match="instaflow, 2rf, perflow"):
         convert_api_workflow(default_workflow, "lcm")
 
 
@@ -219,6 +281,15 @@ def test_cli_converts_a_file_without_comfyui(default_workflow, tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(target.read_text()) == convert_api_workflow(default_workflow, "2rf")[0]
     assert "converted sampler 3" in result.stderr
+
+
+def test_cli_perflow_preset(default_workflow, tmp_path):
+    source, target = tmp_path / "in.json", tmp_path / "out.json"
+    source.write_text(json.dumps(default_workflow))
+    result = run_cli("convert", str(source), str(target), "--preset", "perflow", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(target.read_text()) == convert_api_workflow(default_workflow, "perflow")[0]
+    assert "inserted ModelSamplingPeRFlow" in result.stderr
 
 
 def test_cli_exits_with_an_error_naming_the_file_for_a_ui_workflow(tmp_path):
@@ -272,6 +343,36 @@ def test_converted_stock_workflow_equals_the_hand_built_instaflow_graph(comfy_se
     expected = comfy_server.images(comfy_server.run(reference_graph, timeout=300), "7")[0]
     assert ours.std() > 0
     assert record_difference(f"converted default workflow ({preset}) vs InstaFlowLoader+InstaFlowSampler", ours, expected) \
+        <= TOLERANCE / 4
+
+
+def hand_built_perflow(models, positive: str, negative: str, seed: int, steps: int, cfg: float) -> dict:
+    """The graph a user would build for PeRFlow from scratch: Load PeRFlow Checkpoint + KSampler euler/perflow."""
+    return {
+        "1": {"class_type": "PeRFlowLoader", "inputs": {"ckpt_name": models.single_file.name}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": positive}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": negative}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": TEST_SIZE, "height": TEST_SIZE, "batch_size": 1}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "seed": seed, "steps": steps, "cfg": cfg,
+                                                  "sampler_name": "euler", "scheduler": "perflow", "positive": ["2", 0],
+                                                  "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "hand_built_perflow"}},
+    }
+
+
+def test_perflow_converted_stock_workflow_runs_and_equals_the_perflow_loader_graph(comfy_server, instaflow_models,
+                                                                                  default_workflow):
+    """The random SD1.5 test model stands in for a PeRFlow SD1.5 checkpoint (same architecture)."""
+    seed = 20240425
+    converted, _ = convert_api_workflow(at_test_size(default_workflow, instaflow_models, seed), "perflow")
+    ours = comfy_server.images(comfy_server.run(converted, timeout=300), "9")[0]
+    preset = load_rules()["presets"]["perflow"]
+    expected = comfy_server.images(comfy_server.run(hand_built_perflow(
+        instaflow_models, default_workflow["6"]["inputs"]["text"], default_workflow["7"]["inputs"]["text"], seed,
+        preset["steps"], preset["cfg"]), timeout=300), "7")[0]
+    assert ours.std() > 0
+    assert record_difference("converted default workflow (perflow) vs PeRFlowLoader+KSampler euler/perflow", ours, expected) \
         <= TOLERANCE / 4
 
 

@@ -13,6 +13,9 @@ from harness.graphs import Graph, decode_and_save, encode
 from harness.measurements import record
 from harness.reference_rf import ReferenceInstaFlow, to_uint8
 
+# Also runs on the oldest supported ComfyUI (.ci/run).
+pytestmark = pytest.mark.oldest
+
 SEED = 1234
 SIZE = 64
 PROMPT = "a photograph of an astronaut riding a horse"

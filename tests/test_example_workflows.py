@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+import conftest
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,39 @@ SD15_EXAMPLE_NAME = "v1-5-pruned-emaonly.safetensors"
 # Training templates: pairs from 2 prompts at TEST_SIZE with a 1-step teacher, then 2 training steps.
 TRAINING_NODES = {"InstaFlowTrainReflowLoRA", "InstaFlowTrainDistillLoRA"}
 MODEL_NAME_INPUTS = {"ControlNetLoader": "control_net_name", "LoraLoader": "lora_name",
-                     "CheckpointLoaderSimple": "ckpt_name"}
+                     "CheckpointLoaderSimple": "ckpt_name", "PeRFlowLoader": "ckpt_name",
+                     "PeRFlowDeltaWeights": "delta_name"}
+# PeRFlow: the official folder names the templates load -> the random PeRFlow test models (their
+# fixture lists them under models/perflow by these names). The SD1.5 one falls back to the random
+# InstaFlow diffusers folder (the same SD1.5 architecture; PeRFlowLoader lists models/diffusers too).
+PERFLOW_STAND_INS = {"perflow-sd15-dreamshaper": "perflow-random-sd15", "perflow-sdxl-base": "perflow-random-sdxl",
+                     "perflow-sd15-delta-weights": "perflow-sd15-delta-weights"}
+PERFLOW_SD15_FALLBACK = {"perflow-sd15-dreamshaper"}
+
+
+def perflow_stand_ins(object_info: dict, instaflow_models) -> dict:
+    """PeRFlow template name -> the test model the server lists for it (skips a template whose model is missing)."""
+    listed = set(object_info["PeRFlowLoader"]["input"]["required"]["ckpt_name"][0]) | set(
+        object_info["PeRFlowDeltaWeights"]["input"]["required"]["delta_name"][0])
+    mapping = {}
+    for official, stand_in in PERFLOW_STAND_INS.items():
+        if stand_in in listed:
+            mapping[official] = stand_in
+        elif official in PERFLOW_SD15_FALLBACK:
+            mapping[official] = instaflow_models.name
+    return mapping
+
+
+def require_perflow_test_models(prompt: dict, stand_ins: dict) -> None:
+    """Skip while the PeRFlow test models are not part of this checkout; fail once their fixture is registered."""
+    for node in prompt.values():
+        name_input = {"PeRFlowLoader": "ckpt_name", "PeRFlowDeltaWeights": "delta_name"}.get(node["class_type"])
+        name = node["inputs"].get(name_input) if name_input else None
+        if name is not None and name not in stand_ins:
+            message = f"the PeRFlow test model standing in for {name} ({PERFLOW_STAND_INS[name]}) is not in the models roots"
+            if any("perflow" in fixture for fixture in conftest.MODEL_FIXTURES):
+                pytest.fail(message)
+            pytest.skip(message + ": the PeRFlow test-model fixture is not in this checkout (conftest.MODEL_FIXTURES)")
 
 
 def example_stand_ins(controlnet, loras, deltas) -> dict:
@@ -76,12 +110,29 @@ def test_there_are_examples_for_controlnet_lora_and_weight_delta():
     assert {"instaflow_controlnet.json", "instaflow_lora.json", "instaflow_weight_delta.json"} <= {p.name for p in EXAMPLES}
 
 
+def test_there_are_perflow_examples_with_the_official_settings():
+    """PeRFlow's official settings: SD1.5 4 steps cfg 4.5 at 512, SDXL 6 steps cfg 2.0 at 1024, euler + perflow."""
+    expected = {"perflow_sd15_txt2img": (4, 4.5, 512), "perflow_sdxl_txt2img": (6, 2.0, 1024),
+                "perflow_delta_on_finetune": (4, 4.5, 512)}
+    for name, (steps, cfg, size) in expected.items():
+        nodes = {n["type"]: n for n in json.loads((EXAMPLES[0].parent / f"{name}.json").read_text())["nodes"]}
+        seed, _control, *values = nodes["KSampler"]["widgets_values"]
+        assert values == [steps, cfg, "euler", "perflow", 1.0], name
+        assert nodes["EmptyLatentImage"]["widgets_values"][:2] == [size, size], name
+    delta = {n["type"]: n for n in json.loads((EXAMPLES[0].parent / "perflow_delta_on_finetune.json").read_text())["nodes"]}
+    assert delta["PeRFlowDeltaWeights"]["widgets_values"] == ["perflow-sd15-delta-weights", 1.0]
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models, sdxl_refiner_models, controlnet_models,
                                                   lora_models, weight_delta_models, path):
-    prompt = with_test_models(ui_to_api(json.loads(path.read_text()), comfy_server.object_info()), instaflow_models,
-                              refiner=sdxl_refiner_models, server=comfy_server,
-                              stand_ins=example_stand_ins(controlnet_models, lora_models, weight_delta_models))
+    object_info = comfy_server.object_info()
+    prompt = ui_to_api(json.loads(path.read_text()), object_info)
+    stand_ins = {**example_stand_ins(controlnet_models, lora_models, weight_delta_models),
+                 **perflow_stand_ins(object_info, instaflow_models)}
+    require_perflow_test_models(prompt, stand_ins)
+    prompt = with_test_models(prompt, instaflow_models, refiner=sdxl_refiner_models, server=comfy_server,
+                              stand_ins=stand_ins)
     outputs = comfy_server.run(prompt, timeout=600)
     saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
     assert saved, f"{path.name} has no SaveImage node"

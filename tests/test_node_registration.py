@@ -1,8 +1,12 @@
 """What a ComfyUI user sees of the pack on a real server: nodes, lists, model names."""
 import pytest
 
+# Also runs on the oldest supported ComfyUI (.ci/run).
+pytestmark = pytest.mark.oldest
+
 PACK_NODES = ["InstaFlowLoader", "ModelSamplingInstaFlow", "InstaFlowScheduler", "InstaFlowSampler"]
 PACK_NODES += ["InstaFlowInterpolatedNoise", "InstaFlowInterpolatedConditioning"]  # latent interpolation
+PACK_NODES += ["PeRFlowLoader", "ModelSamplingPeRFlow", "PeRFlowScheduler", "PeRFlowDeltaWeights"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,11 @@ def test_rectified_flow_sampler_and_instaflow_scheduler_are_in_stock_ksampler(ob
     assert "rectified_flow" in _combo(object_info, "KSampler", "sampler_name")
     assert "instaflow" in _combo(object_info, "KSampler", "scheduler")
     assert "rectified_flow" in _combo(object_info, "KSamplerAdvanced", "sampler_name")
+
+
+def test_perflow_scheduler_is_in_stock_ksampler(object_info):
+    assert "perflow" in _combo(object_info, "KSampler", "scheduler")
+    assert "perflow" in _combo(object_info, "KSamplerAdvanced", "scheduler")
 
 
 def test_rectified_flow_sampler_is_in_ksampler_select(object_info):

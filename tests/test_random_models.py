@@ -18,8 +18,8 @@ PROMPT = "a photo of a cat sitting on a windowsill"
 
 
 @pytest.fixture(scope="module")
-def random_model():
-    return ensure_random_instaflow()
+def random_model(instaflow_models):
+    return instaflow_models
 
 
 @pytest.fixture(scope="module")

@@ -117,7 +117,7 @@ def _trained(server, models, pairs, kind, *, variant=None, label):
     with core SaveLoRA and decodes one image of the trained model."""
     g = Graph()
     ckpt, student = loaders(g, models)
-    pairs_node = g.add("InstaFlowLoadPairs", name=PAIRS_NAME)
+    pairs_node = g.add("InstaFlowLoadPairs", pairs_name=PAIRS_NAME)
     trained_on = student if variant is None else g.add("InstaFlowBrokenVariant", model=student, variant=variant)[0]
     trained = train_node(g, kind, trained_on, pairs_node[0])
     # The LoRA on the correct student (for the flipped run this undoes the flip of the sampling, not of the training).
@@ -258,7 +258,7 @@ def test_interrupting_training_keeps_the_pairs_and_what_was_trained(comfy_server
     before = snapshot(folder)
     g = Graph()
     _ckpt, student = loaders(g, instaflow_models)
-    trained = train_node(g, "Reflow", student, g.add("InstaFlowLoadPairs", name=PAIRS_NAME)[0], steps=100000, seed=7)
+    trained = train_node(g, "Reflow", student, g.add("InstaFlowLoadPairs", pairs_name=PAIRS_NAME)[0], steps=100000, seed=7)
     g.add("SaveLoRA", lora=trained[1], prefix="loras/never_saved")
     with ProgressListener(comfy_server) as events:
         prompt_id = comfy_server.queue(g.api())
@@ -280,7 +280,7 @@ def test_interrupting_training_keeps_the_pairs_and_what_was_trained(comfy_server
 def test_an_eps_student_without_the_patch_is_refused(comfy_server, instaflow_models, pairs):
     g = Graph()
     _ckpt, eps_model = loaders(g, instaflow_models, patch=False)
-    train_node(g, "Distill", eps_model, g.add("InstaFlowLoadPairs", name=PAIRS_NAME)[0], steps=1)
+    train_node(g, "Distill", eps_model, g.add("InstaFlowLoadPairs", pairs_name=PAIRS_NAME)[0], steps=1)
     error = failure(comfy_server, g.api(), "InstaFlowTrainDistillLoRA", "EPS student")
     assert "ModelSamplingInstaFlow" in error.exception_message and "EPS" in error.exception_message
 
@@ -312,7 +312,7 @@ def test_pairs_from_another_model_are_refused(comfy_server, instaflow_models, pa
     before = snapshot(foreign)
     g = Graph()
     _ckpt, student = loaders(g, instaflow_models)
-    train_node(g, "Reflow", student, g.add("InstaFlowLoadPairs", name="sdxl_pairs")[0], steps=1)
+    train_node(g, "Reflow", student, g.add("InstaFlowLoadPairs", pairs_name="sdxl_pairs")[0], steps=1)
     error = failure(comfy_server, g.api(), "InstaFlowTrainReflowLoRA", "pairs from another model")
     assert "SDXL" in error.exception_message and "SD15" in error.exception_message
     assert snapshot(foreign) == before

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 import comfy.utils
 
-from .comfy_features import lora_train_class, require_weight_wrappers
+from ..compat.comfyui_versions import lora_train_class, require_weight_wrappers
 
 _UNET_PREFIX = "diffusion_model."
 

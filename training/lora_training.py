@@ -29,7 +29,7 @@ import folder_paths
 from ..model_loaders.architecture import require_sd15_model
 from ..samplers import flow_objectives
 from ..samplers.comfyui.model_sampling import flow_family, is_instaflow_patched
-from .comfy_features import gradient_checkpointing
+from ..compat.comfyui_versions import gradient_checkpointing
 from .lora_adapters import create_loras, lora_forward_path, lora_state, trainable_base_weights, with_loras_on_weights
 from .pairs_file import FlowPairs
 from .teacher_pairs import model_identity

@@ -16,7 +16,7 @@ import comfy.sample
 import comfy.utils
 import folder_paths
 
-from .comfy_features import encode_prompt
+from ..compat.comfyui_versions import encode_prompt
 from .pairs_file import (FlowPairs, existing_pair, folder_header, load_pairs, model_header, pairs_folder,
                          require_same_header, write_pair)
 

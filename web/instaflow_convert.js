@@ -1,7 +1,7 @@
-// "Convert to InstaFlow": rewrites the open SD1.5 graph for InstaFlow / 2-Rectified Flow sampling.
+// "Convert to InstaFlow / 2-Rectified Flow / PeRFlow": rewrites the open SD1.5 graph for straight-flow sampling.
 // The rules live in instaflow_conversion_rules.json next to this file; workflow_conversion/convert_api.py
 // applies the same rules to API-format workflows (`python <pack> convert`), so both stay in step.
-// Also shows ModelSamplingInstaFlow's run-time warning (a model that is not SD1.5) on the node.
+// Also shows the model-sampling nodes' run-time warning (a model of another architecture) on the node.
 import { app } from "../../scripts/app.js";
 
 const EXTENSION = "InstaFlow.ConvertGraph";
@@ -9,8 +9,10 @@ const RULES_URL = new URL("./instaflow_conversion_rules.json", import.meta.url);
 const COMMANDS = {
   instaflow: { id: "InstaFlow.ConvertToInstaFlow", label: "Convert to InstaFlow (1 step)" },
   "2rf": { id: "InstaFlow.ConvertTo2RectifiedFlow", label: "Convert to 2-Rectified Flow (4 steps, cfg 1.5)" },
+  perflow: { id: "InstaFlow.ConvertToPeRFlow", label: "Convert to PeRFlow (4 steps, cfg 4.5)" },
 };
-const WARNING_KEY = "instaflow_warning"; // ui output key of ModelSamplingInstaFlow (nodes/model_sampling_instaflow.py)
+const WARNING_KEY = "instaflow_warning"; // ui output key of the model-sampling nodes (samplers/comfyui/architecture_warning.py)
+const WARNING_NODES = ["ModelSamplingInstaFlow", "ModelSamplingPeRFlow"];
 
 let rulesPromise = null;
 function loadRules() {
@@ -21,6 +23,8 @@ function loadRules() {
   return rulesPromise;
 }
 
+// The rules as one preset sees them: the top-level keys with the preset's "overrides" on top.
+const presetRules = (rules, presetName) => ({ ...rules, ...(rules.presets[presetName].overrides ?? {}) });
 const resolve = (value, preset) => (typeof value === "string" && value.startsWith("$") ? preset[value.slice(1)] : value);
 const typeOf = (node) => node.comfyClass ?? node.type;
 const linkById = (graph, id) => (id == null ? null : (graph.getLink?.(id) ?? graph.links?.get?.(id) ?? graph.links?.[id] ?? null));
@@ -42,7 +46,7 @@ class GraphConverter {
     this.rules = rules;
     this.preset = rules.presets[presetName];
     this.report = { converted: [], inserted: [], replaced: [], skipped: {}, notes: [] };
-    this.insertedFor = new Map(); // "origin_id:origin_slot" -> ModelSamplingInstaFlow node
+    this.insertedFor = new Map(); // "origin_id:origin_slot" -> the inserted model-sampling node
   }
 
   setValues(node, values) {
@@ -78,8 +82,8 @@ class GraphConverter {
       if (seen.has(node.id)) return { problem: "the model links form a cycle" };
       seen.add(node.id);
       const type = typeOf(node);
-      if (this.rules.already_instaflow.includes(type)) patched = true;
-      if (this.rules.other_architectures.includes(type)) return { root: type, patched, other: type };
+      if (this.rules.already_patched.includes(type)) patched = true;
+      if (this.rules.other_architectures.includes(type) || this.rules.other_families.includes(type)) return { root: type, patched, other: type };
       const next = type === "Reroute" ? linkById(this.graph, node.inputs?.[0]?.link) : inputLink(this.graph, node, this.rules.model_input);
       if (!next) return { root: type, patched };
       link = next;
@@ -90,11 +94,13 @@ class GraphConverter {
     const key = `${link.origin_id}:${link.origin_slot}`;
     let patch = this.insertedFor.get(key);
     if (!patch) {
-      patch = LiteGraph.createNode(this.rules.model_sampling_node);
+      const rule = this.rules.model_sampling_node;
+      patch = LiteGraph.createNode(rule.type);
       patch.size[0] = Math.max(patch.size[0], 330); // room for its title
       this.graph.add(patch);
       patch.pos = [sampler.pos[0], sampler.pos[1] - patch.size[1] - 70]; // just above the sampler
       this.graph.getNodeById(link.origin_id).connect(link.origin_slot, patch, inputIndex(patch, this.rules.model_input));
+      this.setValues(patch, rule.set);
       this.insertedFor.set(key, patch);
       this.report.inserted.push(patch.id);
     }
@@ -108,6 +114,9 @@ class GraphConverter {
     if (!link) return void (this.report.skipped[sampler.id] = `${type} has no model connected`);
     const { root, patched, other, problem } = this.traceModel(link);
     if (problem) return void (this.report.skipped[sampler.id] = problem);
+    if (other && this.rules.other_families.includes(other)) {
+      return void (this.report.skipped[sampler.id] = `its model passes through ${other}: set up for another flow family`);
+    }
     if (other) return void (this.report.skipped[sampler.id] = `its model passes through ${other}: not an SD1.5 graph`);
     if (!this.rules.model_sources.includes(root)) {
       return void (this.report.skipped[sampler.id] =
@@ -124,7 +133,7 @@ class GraphConverter {
     const source = link && this.graph.getNodeById(link.origin_id);
     const rule = source && this.rules.sampler_selects[typeOf(source)];
     if (!rule) {
-      this.report.notes.push(`node ${sampler.id}: its sampler comes from ${source ? typeOf(source) : "nothing"}; use KSamplerSelect with rectified_flow`);
+      this.report.notes.push(`node ${sampler.id}: its sampler comes from ${source ? typeOf(source) : "nothing"}; use KSamplerSelect with ${this.preset.sampler_name}`);
       return;
     }
     this.setValues(source, rule.set);
@@ -134,7 +143,7 @@ class GraphConverter {
     let source = link && this.graph.getNodeById(link.origin_id);
     const rule = source && this.rules.sigma_sources[typeOf(source)];
     if (!rule) {
-      this.report.notes.push(`node ${sampler.id}: its sigmas come from ${source ? typeOf(source) : "nothing"}; use InstaFlowScheduler`);
+      this.report.notes.push(`node ${sampler.id}: its sigmas come from ${source ? typeOf(source) : "nothing"}; use ${this.rules.scheduler_node.type}`);
       return;
     }
     const target = this.rules.scheduler_node;
@@ -144,7 +153,7 @@ class GraphConverter {
     this.setValues(source, { ...Object.fromEntries(Object.entries(target.set).filter(([name]) => !(name in kept))), ...kept });
   }
 
-  // A new InstaFlowScheduler where the old scheduler was: same outputs, model from the sampler's model.
+  // A new scheduler node (InstaFlowScheduler, PeRFlowScheduler) where the old scheduler was: same outputs, model from the sampler's model.
   replaceSigmaSource(sampler, old, target) {
     const scheduler = LiteGraph.createNode(target.type);
     this.graph.add(scheduler);
@@ -160,9 +169,10 @@ class GraphConverter {
   }
 }
 
-export function convertGraph(graph, rules, presetName) {
-  if (!rules.presets[presetName]) throw new Error(`unknown preset ${presetName}`);
-  for (const type of [rules.model_sampling_node, rules.scheduler_node.type]) {
+export function convertGraph(graph, allRules, presetName) {
+  if (!allRules.presets[presetName]) throw new Error(`unknown preset ${presetName}`);
+  const rules = presetRules(allRules, presetName);
+  for (const type of [rules.model_sampling_node.type, rules.scheduler_node.type]) {
     if (!LiteGraph.registered_node_types[type]) throw new Error(`node type ${type} is not loaded: is the InstaFlow pack installed?`);
   }
   const converter = new GraphConverter(graph, rules, presetName);
@@ -187,7 +197,7 @@ async function runConversion(presetName) {
   try {
     report = convertGraph(graph, rules, presetName);
   } catch (error) {
-    toast("error", "Convert to InstaFlow", String(error?.message ?? error));
+    toast("error", COMMANDS[presetName].label, String(error?.message ?? error));
     console.error(error);
     return null;
   } finally {
@@ -199,10 +209,10 @@ async function runConversion(presetName) {
   const lines = [...skipped, ...report.notes];
   if (report.converted.length) {
     toast(lines.length ? "warn" : "success", rules.presets[presetName].label,
-      `Converted ${report.converted.length} sampler(s), inserted ${report.inserted.length} ModelSamplingInstaFlow.` +
+      `Converted ${report.converted.length} sampler(s), inserted ${report.inserted.length} ${presetRules(rules, presetName).model_sampling_node.type}.` +
       (lines.length ? ` ${lines.join("; ")}` : ""));
   } else {
-    toast("warn", "Convert to InstaFlow", `Nothing to convert: no KSampler / KSamplerAdvanced / SamplerCustom fed by an SD1.5 checkpoint loader.${lines.length ? " " + lines.join("; ") : ""}`);
+    toast("warn", COMMANDS[presetName].label, `Nothing to convert: no KSampler / KSamplerAdvanced / SamplerCustom fed by an SD1.5 checkpoint loader.${lines.length ? " " + lines.join("; ") : ""}`);
   }
   return report;
 }
@@ -218,7 +228,9 @@ app.registerExtension({
     id,
     label,
     icon: "pi pi-bolt",
-    tooltip: "Insert Model Sampling InstaFlow before each SD1.5 sampler and set rectified_flow / instaflow (one undo step).",
+    tooltip: preset === "perflow"
+      ? "Insert Model Sampling PeRFlow (diff_eps) before each SD1.5 sampler and set euler / perflow (one undo step)."
+      : "Insert Model Sampling InstaFlow before each SD1.5 sampler and set rectified_flow / instaflow (one undo step).",
     function: () => runConversion(preset),
   })),
   menuCommands: [{ path: ["Edit", "InstaFlow"], commands: Object.values(COMMANDS).map((c) => c.id) }],
@@ -241,13 +253,13 @@ app.registerExtension({
     window.InstaFlow = { convertGraph, runConversion, loadRules }; // for scripting and the browser tests
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData.name !== "ModelSamplingInstaFlow") return;
+    if (!WARNING_NODES.includes(nodeData.name)) return;
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       onExecuted?.apply(this, arguments);
       const text = message?.[WARNING_KEY]?.join(" ");
       showWarning(this, text);
-      if (text) toast("warn", "Model Sampling InstaFlow", text);
+      if (text) toast("warn", nodeData.display_name ?? nodeData.name, text);
     };
     const onDrawForeground = nodeType.prototype.onDrawForeground;
     nodeType.prototype.onDrawForeground = function (ctx) {

@@ -14,10 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python <path-to-comfyui-instaflow>",
                                      description="Tools of the InstaFlow node pack that run without ComfyUI.")
     commands = parser.add_subparsers(dest="command", required=True)
-    convert = commands.add_parser("convert", help="convert an API-format SD1.5 workflow to InstaFlow",
-                                  description="Inserts ModelSamplingInstaFlow before each SD1.5 sampler and sets "
-                                              "rectified_flow / instaflow with the preset's steps and cfg "
-                                              "(rules: web/instaflow_conversion_rules.json).")
+    convert = commands.add_parser("convert", help="convert an API-format SD1.5 workflow to InstaFlow, 2-RF or PeRFlow",
+                                  description="Inserts the preset's model-sampling node (ModelSamplingInstaFlow, "
+                                              "ModelSamplingPeRFlow) before each SD1.5 sampler and sets its sampler, "
+                                              "scheduler, steps and cfg (rules: web/instaflow_conversion_rules.json).")
     convert.add_argument("input", type=Path, help="API-format workflow (File > Export (API) in ComfyUI)")
     convert.add_argument("output", type=Path, help="where to write the converted workflow ('-' for stdout)")
     convert.add_argument("--preset", choices=sorted(rules["presets"]), default=rules["default_preset"],

@@ -1,14 +1,17 @@
-"""Convert an API-format ComfyUI workflow from SD1.5 sampling to InstaFlow, following the rule set
-in web/instaflow_conversion_rules.json (the frontend's "Convert to InstaFlow" command reads the same file).
+"""Convert an API-format ComfyUI workflow from SD1.5 sampling to InstaFlow, 2-Rectified Flow or PeRFlow,
+following the rule set in web/instaflow_conversion_rules.json (the frontend's "Convert to ..." commands
+read the same file).
 
 For every KSampler / KSamplerAdvanced / SamplerCustom whose MODEL comes (through LoRA loaders and
 other model patches) from a known checkpoint loader:
-- a ModelSamplingInstaFlow node goes right before the sampler's model input, unless the model chain
-  already has one (or starts at InstaFlowLoader); samplers sharing one upstream output share it;
-- the sampler gets sampler `rectified_flow`, scheduler `instaflow` and the preset's steps and cfg;
-- for SamplerCustom, its KSamplerSelect is set to `rectified_flow` and its sigma source
-  (BasicScheduler, KarrasScheduler) becomes an InstaFlowScheduler with the preset's steps (keeping
-  BasicScheduler's denoise), fed by the same model as the sampler.
+- the preset's model-sampling node (ModelSamplingInstaFlow; PeRFlow: ModelSamplingPeRFlow with
+  prediction_type diff_eps) goes right before the sampler's model input, unless the model chain already
+  has one (or starts at the family's loader); samplers sharing one upstream output share it;
+- the sampler gets the preset's sampler, scheduler, steps and cfg (InstaFlow: rectified_flow / instaflow,
+  1 step, cfg 1; 2-RF: 4 steps, cfg 1.5; PeRFlow: euler / perflow, 4 steps, cfg 4.5);
+- for SamplerCustom, its KSamplerSelect gets the preset's sampler and its sigma source (BasicScheduler,
+  KarrasScheduler) becomes the family's scheduler node (InstaFlowScheduler, PeRFlowScheduler) with the
+  preset's steps (keeping BasicScheduler's denoise), fed by the same model as the sampler.
 Every other node, value and link is left as it was. Standard library only: this module is imported by
 `python <pack> convert` (no ComfyUI) as well as from the package.
 """
@@ -29,21 +32,28 @@ class ConversionError(ValueError):
 @dataclass
 class ConversionReport:
     converted: list[str] = field(default_factory=list)  # sampler node ids
-    inserted: list[str] = field(default_factory=list)  # new ModelSamplingInstaFlow node ids
-    replaced: list[str] = field(default_factory=list)  # sigma sources turned into InstaFlowScheduler
+    inserted: list[str] = field(default_factory=list)  # new model-sampling node ids
+    replaced: list[str] = field(default_factory=list)  # sigma sources turned into the family's scheduler node
     skipped: dict[str, str] = field(default_factory=dict)  # sampler node id -> why it was left alone
     notes: list[str] = field(default_factory=list)  # things the user should check by hand
+    model_sampling_node: str = "ModelSamplingInstaFlow"
+    scheduler_node: str = "InstaFlowScheduler"
 
     def lines(self) -> list[str]:
         out = [f"converted sampler {i}" for i in self.converted]
-        out += [f"inserted ModelSamplingInstaFlow as node {i}" for i in self.inserted]
-        out += [f"replaced sigma source {i} by InstaFlowScheduler" for i in self.replaced]
+        out += [f"inserted {self.model_sampling_node} as node {i}" for i in self.inserted]
+        out += [f"replaced sigma source {i} by {self.scheduler_node}" for i in self.replaced]
         out += [f"skipped node {i}: {why}" for i, why in self.skipped.items()]
         return out + [f"note: {n}" for n in self.notes]
 
 
 def load_rules(path: Path | str = RULES_PATH) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def preset_rules(rules: dict, preset: str) -> dict:
+    """The rules as one preset sees them: the top-level keys with the preset's "overrides" on top."""
+    return {**rules, **rules["presets"][preset].get("overrides", {})}
 
 
 def _is_link(value) -> bool:
@@ -72,7 +82,8 @@ class _Converter:
         self.wf = workflow
         self.rules = rules
         self.preset = preset
-        self.report = ConversionReport()
+        self.report = ConversionReport(model_sampling_node=rules["model_sampling_node"]["type"],
+                                       scheduler_node=rules["scheduler_node"]["type"])
         self.model_input = rules["model_input"]
         self._inserted_for: dict[tuple[str, int], str] = {}
         numeric = [int(k) for k in workflow if str(k).isdigit()]
@@ -95,7 +106,7 @@ class _Converter:
             inputs[name] = _resolve(value, self.preset)
 
     def trace_model(self, link) -> tuple[str | None, bool, str | None, str | None]:
-        """Follow MODEL links upstream: (root class, already patched, other-architecture node, problem)."""
+        """Follow MODEL links upstream: (root class, already patched, other-architecture or -family node, problem)."""
         patched, seen = False, set()
         while True:
             node_id = link[0]
@@ -106,9 +117,9 @@ class _Converter:
             if node is None:
                 return None, patched, None, f"the model comes from node {node_id}, which is not in the workflow"
             class_type = node["class_type"]
-            if class_type in self.rules["already_instaflow"]:
+            if class_type in self.rules["already_patched"]:
                 patched = True
-            if class_type in self.rules["other_architectures"]:
+            if class_type in self.rules["other_architectures"] or class_type in self.rules["other_families"]:
                 return class_type, patched, class_type, None
             upstream = node["inputs"].get(self.model_input)
             if not _is_link(upstream):
@@ -127,6 +138,9 @@ class _Converter:
         if problem:
             self.report.skipped[node_id] = problem
             return
+        if other in self.rules["other_families"]:
+            self.report.skipped[node_id] = f"its model passes through {other}: set up for another flow family"
+            return
         if other:
             self.report.skipped[node_id] = f"its model passes through {other}: not an SD1.5 graph"
             return
@@ -138,8 +152,9 @@ class _Converter:
             key = (model_link[0], model_link[1])
             if key not in self._inserted_for:
                 new_id = self.new_id()
-                self.wf[new_id] = {"class_type": self.rules["model_sampling_node"],
-                                   "inputs": {self.model_input: list(model_link)}}
+                patch = self.rules["model_sampling_node"]
+                self.wf[new_id] = {"class_type": patch["type"], "inputs": {self.model_input: list(model_link)}}
+                self.set_values(new_id, patch["set"])
                 self._inserted_for[key] = new_id
                 self.report.inserted.append(new_id)
             node["inputs"][self.model_input] = [self._inserted_for[key], 0]
@@ -154,17 +169,18 @@ class _Converter:
         source = self.wf.get(link[0]) if _is_link(link) else None
         if source is None or source["class_type"] not in self.rules["sampler_selects"]:
             what = source["class_type"] if source else "nothing"
-            self.report.notes.append(f"node {sampler_id}: its sampler comes from {what}; use KSamplerSelect with rectified_flow")
+            self.report.notes.append(f"node {sampler_id}: its sampler comes from {what}; use KSamplerSelect with "
+                                     f"{self.preset['sampler_name']}")
             return
         self.set_values(link[0], self.rules["sampler_selects"][source["class_type"]]["set"])
 
     def convert_sigma_source(self, sampler_id: str, link, model_link) -> None:
         source = self.wf.get(link[0]) if _is_link(link) else None
+        target = self.rules["scheduler_node"]
         if source is None or source["class_type"] not in self.rules["sigma_sources"]:
             what = source["class_type"] if source else "nothing"
-            self.report.notes.append(f"node {sampler_id}: its sigmas come from {what}; use InstaFlowScheduler")
+            self.report.notes.append(f"node {sampler_id}: its sigmas come from {what}; use {target['type']}")
             return
-        target = self.rules["scheduler_node"]
         keep = {name: source["inputs"][name] for name in self.rules["sigma_sources"][source["class_type"]]["keep"]
                 if name in source["inputs"]}
         if source["class_type"] != target["type"]:
@@ -178,13 +194,13 @@ class _Converter:
 
 def convert_api_workflow(workflow: dict, preset: str | None = None, rules: dict | None = None
                          ) -> tuple[dict, ConversionReport]:
-    """(converted copy of `workflow`, report). `preset`: a key of the rules' presets ("instaflow", "2rf")."""
+    """(converted copy of `workflow`, report). `preset`: a key of the rules' presets ("instaflow", "2rf", "perflow")."""
     rules = rules or load_rules()
     _check_api_format(workflow)
     name = preset or rules["default_preset"]
     if name not in rules["presets"]:
         raise ConversionError(f"unknown preset {name!r}; choose one of {', '.join(rules['presets'])}")
-    converter = _Converter(copy.deepcopy(workflow), rules, rules["presets"][name])
+    converter = _Converter(copy.deepcopy(workflow), preset_rules(rules, name), rules["presets"][name])
     for node_id in sorted(converter.wf, key=lambda k: (not str(k).isdigit(), int(k) if str(k).isdigit() else 0, str(k))):
         if converter.wf[node_id]["class_type"] in rules["samplers"]:
             converter.convert_sampler(node_id)

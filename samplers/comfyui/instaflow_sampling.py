@@ -25,8 +25,7 @@ def sample_instaflow(model, seed, steps, cfg, positive, negative, latent, denois
     require_finite_number("denoise", denoise, _WHO)
     model = instaflow_model_for_sampling(model, _WHO)
     latent_image = latent["samples"]
-    if hasattr(comfy.sample, "fix_empty_latent_channels"):
-        latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
+    latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
     check_latent(model, latent_image, _WHO)
     out = latent.copy()
     if denoise <= 0.0:  # like KSampler: nothing to denoise

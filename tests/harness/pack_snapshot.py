@@ -45,24 +45,12 @@ def clone(source: Path, dest: Path) -> Path:
 
 
 def node_class_names(pack: Path) -> list[str]:
-    """The keys of NODE_CLASS_MAPPINGS in <pack>/nodes/__init__.py, read without importing ComfyUI."""
-    tree = ast.parse((pack / "nodes" / "__init__.py").read_text(encoding="utf-8"))
+    """The node ids the pack declares (io.Schema(node_id=...) in <pack>/nodes/*.py), read without importing ComfyUI."""
     names: list[str] = []
-    for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == "NODE_CLASS_MAPPINGS" for t in targets) and isinstance(node.value, ast.Dict):
-            names += [key.value for key in node.value.keys if isinstance(key, ast.Constant)]
-    for node in ast.walk(tree):  # NODE_CLASS_MAPPINGS["X"] = X / NODE_CLASS_MAPPINGS.update({...})
-        if isinstance(node, ast.Assign):
-            for t in node.targets:
-                if (isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id == "NODE_CLASS_MAPPINGS"
-                        and isinstance(t.slice, ast.Constant)):
-                    names.append(t.slice.value)
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "NODE_CLASS_MAPPINGS"):
-            for arg in node.args:
-                if isinstance(arg, ast.Dict):
-                    names += [key.value for key in arg.keys if isinstance(key, ast.Constant)]
+    for path in sorted((pack / "nodes").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "Schema":
+                names += [k.value.value for k in node.keywords if k.arg == "node_id" and isinstance(k.value, ast.Constant)]
     if not names:
-        raise ValueError(f"{pack}/nodes/__init__.py: no NODE_CLASS_MAPPINGS entries found")
+        raise ValueError(f"{pack}/nodes: no io.Schema(node_id=...) found")
     return names

@@ -48,13 +48,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    from harness.cached_fixture import ensure_built
-    from harness.comfyui_source import cache_root, comfyui_path
-except ImportError:  # run as a script: python tests/harness/random_models.py
+if __package__ in (None, ""):  # run as the build script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from harness.cached_fixture import ensure_built
-    from harness.comfyui_source import cache_root, comfyui_path
+
+from harness.cached_fixture import ensure_built, script_main
+from harness.comfyui_source import cache_root, comfyui_path
 
 RECIPE_TAG = "instaflow-random-sd15-v3"
 NAME = "instaflow-random-sd15"
@@ -161,12 +159,12 @@ def _describe(models_root: Path) -> RandomInstaFlow:
 
 def ensure_random_instaflow() -> RandomInstaFlow:
     """The cached random model; builds it on first use (~30 s on 2 CPU cores, 6.4 GB)."""
-    models_root = ensure_built(RECIPE_TAG, NAME, Path(__file__).resolve(), ["--comfyui", str(comfyui_path())])
+    models_root = ensure_built(RECIPE_TAG, NAME, Path(__file__).resolve(), ["--arg", f"comfyui={comfyui_path()}"])
     return _describe(models_root)
 
 
 # ----------------------------------------------------------------------------------------------
-# The build itself runs in a subprocess (python random_models.py --build-into DIR --comfyui DIR).
+# The build itself runs in a subprocess (python random_models.py --build-into DIR --arg comfyui=DIR).
 
 
 def _random_models():
@@ -292,20 +290,5 @@ def _build(models_root: Path, comfy_root: Path) -> None:
     print(f"random InstaFlow fixture {RECIPE_TAG} built in {time.time() - start:.0f} s", file=sys.stderr)
 
 
-def _main(argv) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--build-into", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--comfyui", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.build_into is not None:
-        _build(args.build_into, args.comfyui)
-        return
-    fixture = ensure_random_instaflow()
-    for field in ("models_root", "diffusers_dir", "single_file"):
-        print(f"{field}: {getattr(fixture, field)}")
-
-
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    script_main(lambda models_root, comfyui: _build(models_root, Path(comfyui)), sys.argv[1:], __doc__.splitlines()[0])

@@ -34,15 +34,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    from harness.comfyui_source import cache_root, comfyui_path
-    from harness.random_models import VAE_CONFIG, VAE_DECODER_CONV_OUT_SCALE, VAE_QUANT_LOGVAR, VAE_QUANT_MEAN_SCALE
-    from harness.cached_fixture import ensure_built
-except ImportError:  # run as a script: python tests/harness/random_sdxl_refiner.py
+if __package__ in (None, ""):  # run as the build script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from harness.comfyui_source import cache_root, comfyui_path
-    from harness.random_models import VAE_CONFIG, VAE_DECODER_CONV_OUT_SCALE, VAE_QUANT_LOGVAR, VAE_QUANT_MEAN_SCALE
-    from harness.cached_fixture import ensure_built
+
+from harness.comfyui_source import cache_root, comfyui_path
+from harness.random_models import VAE_CONFIG, VAE_DECODER_CONV_OUT_SCALE, VAE_QUANT_LOGVAR, VAE_QUANT_MEAN_SCALE
+from harness.cached_fixture import ensure_built, script_main
 
 RECIPE_TAG = "sdxl-refiner-standin-v1"
 NAME = "sdxl-refiner-standin"
@@ -111,12 +108,12 @@ def _describe(models_root: Path) -> RandomSDXLRefiner:
 
 def ensure_random_sdxl_refiner() -> RandomSDXLRefiner:
     """The cached stand-in; builds it on first use (~1 min on 2 CPU cores, 2 GB on disk)."""
-    models_root = ensure_built(RECIPE_TAG, NAME, Path(__file__).resolve(), ["--comfyui", str(comfyui_path())])
+    models_root = ensure_built(RECIPE_TAG, NAME, Path(__file__).resolve(), ["--arg", f"comfyui={comfyui_path()}"])
     return _describe(models_root)
 
 
 # ----------------------------------------------------------------------------------------------
-# The build runs in a subprocess (python random_sdxl_refiner.py --build-into DIR --comfyui DIR).
+# The build runs in a subprocess (python random_sdxl_refiner.py --build-into DIR --arg comfyui=DIR).
 
 
 def _fp16(state: dict) -> dict:
@@ -191,19 +188,5 @@ def _build(models_root: Path, comfy_root: Path) -> None:
     print(f"SDXL refiner stand-in {RECIPE_TAG} built in {time.time() - start:.0f} s", file=sys.stderr)
 
 
-def _main(argv) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--build-into", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--comfyui", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.build_into is not None:
-        _build(args.build_into, args.comfyui)
-        return
-    fixture = ensure_random_sdxl_refiner()
-    print(f"single_file: {fixture.single_file}")
-
-
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    script_main(lambda models_root, comfyui: _build(models_root, Path(comfyui)), sys.argv[1:], __doc__.splitlines()[0])

@@ -28,13 +28,13 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from harness.comfyui_source import cache_root, comfyui_path
+from harness.comfyui_source import cache_root, comfyui_path, overlay_path
 
 # Folder keys mapped to same-named subfolders of models_root. ComfyUI maps the legacy keys "unet"
 # and "clip" onto "diffusion_models" and "text_encoders", so both subfolder names work.
 MODEL_FOLDERS = {name: name for name in (
     "checkpoints", "diffusers", "vae", "loras", "controlnet", "clip", "unet", "diffusion_models",
-    "embeddings", "upscale_models", "instaflow")}
+    "embeddings", "upscale_models", "instaflow", "perflow", "text_encoders")}
 
 
 class ServerError(RuntimeError):
@@ -161,6 +161,9 @@ class ComfyServer:
                    # keep bytecode out of the ComfyUI tree and the repo (and reuse it across runs)
                    PYTHONPYCACHEPREFIX=str(cache_root() / "pycache"),
                    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DO_NOT_TRACK="1")
+        overlay = overlay_path() if self.comfyui_dir == comfyui_path() else None
+        if overlay is not None:  # an older tree's own frontend/template pins come first
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(overlay), env.get("PYTHONPATH")]))
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), cwd=self.comfyui_dir, env=env,
                                      stdout=self._log_file, stderr=subprocess.STDOUT,

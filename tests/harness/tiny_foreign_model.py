@@ -16,13 +16,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    from harness.cached_fixture import ensure_built, script_main
-    from harness.comfyui_source import comfyui_path
-except ImportError:  # run as the build script
+if __package__ in (None, ""):  # run as the build script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from harness.cached_fixture import ensure_built, script_main
-    from harness.comfyui_source import comfyui_path
+
+from harness.cached_fixture import ensure_built, script_main
+from harness.comfyui_source import comfyui_path
 
 TAG = "instaflow-tiny-sd3-v1"
 FAMILY = "instaflow-tiny-sd3"

@@ -19,6 +19,8 @@ CONTROLNET_EXAMPLE_NAME = "control_v11f1p_sd15_depth.pth"
 LORA_EXAMPLE_NAME = "my_sd15_style_lora.safetensors"
 FINETUNE_EXAMPLE_NAME = "dreamshaper_7.safetensors"
 SD15_EXAMPLE_NAME = "v1-5-pruned-emaonly.safetensors"
+# Training templates: pairs from 2 prompts at TEST_SIZE with a 1-step teacher, then 2 training steps.
+TRAINING_NODES = {"InstaFlowTrainReflowLoRA", "InstaFlowTrainDistillLoRA"}
 MODEL_NAME_INPUTS = {"ControlNetLoader": "control_net_name", "LoraLoader": "lora_name",
                      "CheckpointLoaderSimple": "ckpt_name", "PeRFlowLoader": "ckpt_name",
                      "PeRFlowDeltaWeights": "delta_name"}
@@ -82,6 +84,11 @@ def with_test_models(prompt: dict, models, *, refiner=None, server=None, stand_i
             inputs["width"] = inputs["height"] = 2 * TEST_SIZE
         elif node["class_type"] == "CheckpointLoaderSimple":
             inputs["ckpt_name"] = models.single_file.name
+        elif node["class_type"] == "InstaFlowMakePairs":
+            inputs.update(width=TEST_SIZE, height=TEST_SIZE, steps=1, pairs_per_prompt=1,
+                          prompts="\n".join(inputs["prompts"].splitlines()[:2]))
+        elif node["class_type"] in TRAINING_NODES:
+            inputs.update(steps=2, training_dtype="fp32")
         elif node["class_type"] == "EmptyLatentImage":
             inputs["width"] = inputs["height"] = TEST_SIZE
     return prompt
@@ -94,6 +101,10 @@ def test_there_is_a_one_step_example():
 def test_there_are_examples_for_2rf_img2img_interpolation_and_the_refiner_chain():
     assert {"instaflow_2rf_multistep.json", "instaflow_img2img.json", "instaflow_latent_interpolation.json",
             "instaflow_sdxl_refiner.json"} <= {p.name for p in EXAMPLES}
+
+
+def test_there_are_examples_for_reflow_and_distillation_training():
+    assert {"instaflow_reflow_a_finetune.json", "instaflow_distill_to_one_step.json"} <= {p.name for p in EXAMPLES}
 
 
 def test_there_are_examples_for_controlnet_lora_and_weight_delta():

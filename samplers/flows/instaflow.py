@@ -49,6 +49,11 @@ def moved_along_velocity(x: torch.Tensor, velocity: torch.Tensor, sigma: float, 
     return x + (sigma - sigma_next) * velocity
 
 
+def velocity_from_denoised(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
+    """Inverse of denoised_from_velocity(): the velocity (noise -> image) behind an image estimate at sigma > 0."""
+    return (denoised - x) / per_sample(sigma, x)
+
+
 def noised_latent(image_latent: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Point on the straight noise path at sigma: pure noise at 1, the image at 0."""
     s = per_sample(sigma, noise)

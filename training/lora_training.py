@@ -83,7 +83,8 @@ def train_flow_lora(model, pairs: FlowPairs, objective: str, settings: TrainSett
     check_student(model, pairs, who)
     training_dtype, lora_dtype = DTYPES[settings.training_dtype], DTYPES[settings.lora_dtype]
     patcher = model.clone()
-    patcher.set_model_compute_dtype(training_dtype)
+    if training_dtype != (patcher.model.manual_cast_dtype or patcher.model.get_dtype()):
+        patcher.set_model_compute_dtype(training_dtype)  # (it also makes every layer cast its weights: only if needed)
     comfy.model_management.load_models_gpu([patcher], memory_required=1e20, force_full_load=True)
     with torch.inference_mode(False):
         trainable_base_weights(patcher.model.diffusion_model)
@@ -136,7 +137,7 @@ def _loop(patcher, pairs, objective, settings, optimizer, training_dtype, who):
             total = 0.0
             for group in _batches(pairs, indices):
                 noise = pairs.noise[group].clone().to(device)
-                latent = pairs.latent[group].clone().to(device)
+                latent = base.process_latent_in(pairs.latent[group].clone()).to(device)  # LATENT -> the model's space
                 context = torch.cat([pairs.conditioning[i] for i in group]).clone().to(device)
 
                 def denoised_fn(x, sigma, context=context):

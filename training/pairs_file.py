@@ -3,9 +3,11 @@
 A pairs set is a folder, `<ComfyUI output>/instaflow_pairs/<name>/`, with one safetensors file per
 (noise, latent, conditioning) triplet, named `<seed>_<prompt hash>.safetensors`:
 
-    tensors   noise         float32 (1, C, H, W)  the exact starting noise (unit variance; the teacher's
-                                                  sampler scaled it to its own first sigma)
-              latent        float32 (1, C, H, W)  the teacher's final latent for that noise and prompt
+    tensors   noise         float32 (1, C, H, W)  the exact starting noise, unit variance, in the model's own
+                                                  latent space (the teacher's sampler scaled it to its first sigma)
+              latent        float32 (1, C, H, W)  the teacher's final latent for that noise and prompt, as a
+                                                  ComfyUI LATENT (what KSampler returns and VAEDecode takes); the
+                                                  model's space is process_latent_in(latent) (x 0.18215 for SD1.5)
               conditioning  float32 (1, T, D)     the prompt's text-encoder output (cross-attention context)
     metadata  format        "instaflow-pairs/1"
               architecture  ComfyUI model config class of the teacher, e.g. "SD15"

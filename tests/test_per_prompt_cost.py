@@ -30,7 +30,11 @@ sys.path[:0] = [str(REPO_ROOT / "bench"), str(REPO_ROOT / "bench" / "device")]
 
 from fixtures import CLUTTER_FILES, make_clutter  # noqa: E402 - bench/device/fixtures.py
 
-GENEROUS_MS = 5.0  # CI bound for the warm per-prompt cost (the target, 1 ms, is what the README reports)
+# CI bounds, generous (shared CPUs are noisy; the target, 1 ms, is what the README reports): the listing and
+# fingerprint calls of one prompt, timed plainly; a whole warm prompt's pack code under the profiler, which
+# slows every Python call (a full walk of the 1,000 files on every call would cost 20-100 ms and fail both).
+GENEROUS_MS = 5.0
+GENEROUS_PROFILED_MS = 20.0
 
 
 def run_in_comfy(comfyui_dir: Path, roots: dict[str, Path], body: str) -> dict:
@@ -179,4 +183,4 @@ def test_warm_prompt_spends_under_a_millisecond_in_pack_code(instaflow_models, t
            f"own by function: {json.dumps(cost['pack_own_by_function_ms'])}; "
            f"helpers: {json.dumps(cost['comfy_helpers_called_ms'])}")
     assert cost["pack_functions_cumulative_ms"], "the profile saw no pack code: the pack was not profiled"
-    assert total < GENEROUS_MS
+    assert total < GENEROUS_PROFILED_MS

@@ -118,7 +118,11 @@ class Report:
         tmp = self.out / "device_check.json.partial"
         tmp.write_text(json.dumps(self.data, indent=2, default=str))
         tmp.replace(self.out / "device_check.json")
-        (self.out / "device_check.md").write_text(markdown(self.data))
+        try:
+            text = markdown(self.data)
+        except Exception as e:  # noqa: BLE001 - the JSON has every figure; a table bug must not stop the check
+            text = f"# InstaFlow device check\n\n(the tables could not be written: {type(e).__name__}: {e}; see device_check.json)\n"
+        (self.out / "device_check.md").write_text(text)
 
 
 def sync():

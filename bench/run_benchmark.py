@@ -116,8 +116,8 @@ class ServerClient:
     shipped with ComfyUI): binary websocket messages sent while the prompt runs, nothing written to disk.
     """
 
-    def __init__(self, url, via="view"):
-        self.url, self.client_id, self.via = url, uuid.uuid4().hex, via
+    def __init__(self, url, via="view", timeout_s=600.0):
+        self.url, self.client_id, self.via, self.timeout_s = url, uuid.uuid4().hex, via, timeout_s
         self.last_images: list[bytes] = []
 
     async def run_all(self, prompts, save_id, batch=1):
@@ -135,7 +135,7 @@ class ServerClient:
         prompt_id = reply["prompt_id"]
         stamps, pushed, done = {}, [], False
         while not done or (self.via == "ws" and len(pushed) < batch):
-            msg = await ws.receive()
+            msg = await ws.receive(timeout=self.timeout_s)  # a prompt that hangs fails, not the whole run
             if msg.type == aiohttp.WSMsgType.BINARY:
                 pushed.append(msg.data[8:])  # 4-byte event type, 4-byte image format, then the PNG
                 continue

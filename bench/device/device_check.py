@@ -368,7 +368,7 @@ class DeviceCheck:
             return to_uint8(ref32.generate(PROMPT, comfy_noise(SEED, batch, size).to(self.device), **kw))
 
         def record(name, graph, save, want, broken=False):
-            images = self.server.images(self.server.run(graph.api(), timeout=600), save.id)
+            images = self.server.images(self.server.run(graph.api(), timeout=300), save.id)
             d = diff(images, want)
             d["pass"] = d["mean_255"] / 255 > WIDE_MARGIN if broken else d["mean_255"] / 255 <= TOLERANCE
             cases[name] = d

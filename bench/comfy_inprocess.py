@@ -1,21 +1,33 @@
 """In-process ComfyUI worker for the benchmark: the same workflow without HTTP, and the component floor.
 
-Started by bench/run_benchmark.py as a subprocess (ComfyUI reads its command line at import), it
-speaks JSON lines on stdin/stdout:
-  {"cmd": "workflow", "prompt": {...}, "outputs": ["9"]}  -> {"ms": ...}   (PromptExecutor, no HTTP)
-  {"cmd": "components", "loader": id, "prompt": text, "size": S, "batch": B} -> {"clip_ms", "unet_ms", "vae_ms"}
-     (after a workflow ran: times the MODEL/CLIP/VAE that its loader node `id` left in the cache)
+Started by bench/run_benchmark.py (InProcessComfy) as a subprocess (ComfyUI reads its command line at
+import), it speaks JSON lines on stdin/stdout:
+  {"cmd": "ping"}                                          -> {"ok": true, "device": ...}
+  {"cmd": "workflow", "prompt": {...}, "outputs": ["9"]}   -> {"ms": ..., "ok": ...}   (PromptExecutor, no HTTP)
+  {"cmd": "components", "loader": id, "prompt": text, "size": S, "batch": B, "variants": [...]}
+      -> {"clip_ms", "unet_ms", "vae_ms", ...}  (after a workflow ran: times the MODEL/CLIP/VAE that its
+         loader node `id` left in the cache; "variants" adds UNet timings with channels_last and a CUDA graph)
+  {"cmd": "pack_cost", "prompt": {...}, "outputs": [...], "seed_node": id, "runs": N}
+      -> bench/pack_cost.py figures for N warm prompts (validation + execution, only the seed changing)
   {"cmd": "quit"}
+A command that fails answers {"error": "..."} and the worker goes on.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import copy
 import inspect
 import json
+import os
+import statistics
 import sys
 import time
+import traceback
 import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def parse_args():
@@ -74,7 +86,16 @@ def _cached_outputs(executor, node_id):
     return getattr(entry, "outputs", entry)  # a CacheEntry on recent ComfyUI, the list before
 
 
-def components(executor, loader_id, prompt, size, batch):
+def _median_ms(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(_sync(t0))
+    return statistics.median(times)
+
+
+def components(executor, loader_id, prompt, size, batch, variants=(), repeat=1):
     """CLIP encode, one UNet call and one VAE decode, each alone, on the workflow's own models."""
     import torch
 
@@ -89,29 +110,143 @@ def components(executor, loader_id, prompt, size, batch):
     x = torch.randn(batch, 4, size // 8, size // 8, device=device)
     sigma = torch.ones(batch, device=device)
     context = cond.to(device).repeat(batch, 1, 1)
+    base = model.model
+    out = {}
     with torch.no_grad():
+        results = []
+        out["unet_ms"] = _median_ms(lambda: results.append(base.apply_model(x, sigma, c_crossattn=context)), repeat)
+        eager = results[-1]
+        out["vae_ms"] = _median_ms(lambda: vae.decode(x), repeat)
+        for variant in variants:
+            try:
+                out.update(_unet_variant(variant, base, x, sigma, context, eager, repeat))
+            except Exception as e:  # a variant that cannot run here is reported, not fatal
+                out[f"unet_{variant}_error"] = f"{type(e).__name__}: {e}"
+    return {"clip_ms": clip_ms, **out, "unet_dtype": str(base.get_dtype()).replace("torch.", ""),
+            "vae_dtype": str(getattr(vae, "vae_dtype", "?")).replace("torch.", ""), "device": str(device)}
+
+
+def _unet_variant(variant, base, x, sigma, context, eager, repeat):
+    sys.path.insert(0, os.path.join(HERE, "device"))
+    from bench_nodes import speed  # noqa: E402 - the benchmark's speed options (bench/device/bench_nodes)
+
+    if variant == "channels_last":
+        unet = speed.channels_last_copy(base.diffusion_model)
+        original = base.diffusion_model
+        try:
+            base.diffusion_model = unet
+            run = lambda: base.apply_model(x.contiguous(memory_format=speed.channels_last_format()), sigma,  # noqa: E731
+                                           c_crossattn=context)
+            result = run()
+            ms = _median_ms(run, repeat)
+        finally:
+            base.diffusion_model = original
+            del unet
+    elif variant == "cuda_graph":
+        graphed = speed.GraphedCall(lambda a, b, c: base.apply_model(a, b, c_crossattn=c))
+        run = lambda: graphed(x, sigma, context)  # noqa: E731
+        result = run()
+        ms = _median_ms(run, repeat)
+        if not graphed.captured:
+            return {f"unet_{variant}_error": graphed.why_not or "not captured"}
+    else:
+        raise ValueError(f"unknown variant {variant}")
+    diff = (result.float() - eager.float()).abs().max().item()
+    return {f"unet_{variant}_ms": ms, f"unet_{variant}_max_abs_diff": diff}
+
+
+@contextlib.contextmanager
+def _synchronous_model_calls():
+    """On a GPU: every UNet call waits for its own kernels, so code after it never waits for them."""
+    import torch
+
+    import comfy.model_base
+
+    if not torch.cuda.is_available():
+        yield
+        return
+    original = comfy.model_base.BaseModel.apply_model
+
+    def apply_model(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        torch.cuda.synchronize()
+        return out
+
+    comfy.model_base.BaseModel.apply_model = apply_model
+    try:
+        yield
+    finally:
+        comfy.model_base.BaseModel.apply_model = original
+
+
+def pack_cost(executor, msg, pack_dirs, comfy_dir):
+    import cProfile
+
+    import execution
+
+    sys.path.insert(0, HERE)
+    from pack_cost import analyse
+
+    prompt, outputs, seed_node, runs = msg["prompt"], msg["outputs"], msg["seed_node"], msg.get("runs", 5)
+
+    def one(seed, profile=None):
+        p = copy.deepcopy(prompt)
+        p[seed_node]["inputs"]["seed"] = seed
+        pid = uuid.uuid4().hex
         t0 = time.perf_counter()
-        model.model.apply_model(x, sigma, c_crossattn=context)
-        unet_ms = _sync(t0)
-        t0 = time.perf_counter()
-        vae.decode(x)
-        vae_ms = _sync(t0)
-    return {"clip_ms": clip_ms, "unet_ms": unet_ms, "vae_ms": vae_ms, "unet_dtype": str(model.model.get_dtype())}
+        if profile is not None:
+            profile.enable()
+        try:
+            valid = asyncio.run(execution.validate_prompt(pid, p, None))
+            if not valid[0]:
+                raise RuntimeError(f"prompt invalid: {valid[1]} {valid[3]}")
+            executor.execute(p, pid, {}, outputs)
+        finally:
+            if profile is not None:
+                profile.disable()
+        ms = _sync(t0)
+        if not executor.success:
+            raise RuntimeError("the prompt failed")
+        return ms
+
+    one(9000)  # warm: everything but the seed-dependent nodes is cached from here on
+    plain = [one(9001 + i) for i in range(runs)]
+    profile = cProfile.Profile()
+    with _synchronous_model_calls():
+        profiled = [one(9101 + i, profile) for i in range(runs)]
+    result = analyse(profile, pack_dirs, comfy_dir, prompts=runs)
+    result.update(prompt_ms=statistics.median(plain), prompt_profiled_ms=statistics.median(profiled))
+    return result
 
 
 def main():
     args = parse_args()
     executor = setup(args)
+    repo = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    pack_dirs = [os.path.join(args.pack, name) for name in os.listdir(args.pack)  # the pack, under its registry id
+                 if os.path.realpath(os.path.join(args.pack, name)) == repo]
     for line in sys.stdin:
         msg = json.loads(line)
-        if msg["cmd"] == "quit":
-            break
-        if msg["cmd"] == "workflow":
-            t0 = time.perf_counter()
-            executor.execute(msg["prompt"], uuid.uuid4().hex, {}, msg["outputs"])
-            reply = {"ms": _sync(t0), "ok": executor.success}
-        else:
-            reply = components(executor, msg["loader"], msg["prompt"], msg["size"], msg["batch"])
+        try:
+            if msg["cmd"] == "quit":
+                break
+            if msg["cmd"] == "ping":
+                import comfy.model_management as mm
+
+                reply = {"ok": True, "device": str(mm.get_torch_device())}
+            elif msg["cmd"] == "workflow":
+                t0 = time.perf_counter()
+                executor.execute(msg["prompt"], uuid.uuid4().hex, {}, msg["outputs"])
+                reply = {"ms": _sync(t0), "ok": executor.success}
+            elif msg["cmd"] == "components":
+                reply = components(executor, msg["loader"], msg["prompt"], msg["size"], msg["batch"],
+                                   msg.get("variants", ()), msg.get("repeat", 1))
+            elif msg["cmd"] == "pack_cost":
+                reply = pack_cost(executor, msg, pack_dirs, args.comfyui)
+            else:
+                reply = {"error": f"unknown command {msg['cmd']}"}
+        except Exception as e:
+            reply = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
         print(json.dumps(reply), flush=True)
 
 

@@ -108,28 +108,40 @@ def with_seed(prompt, seed):
 
 # ---------------------------------------------------------------------------- the three paths
 class ServerClient:
-    """POST /prompt, wait on the websocket for the end of execution, fetch the PNG.
+    """POST /prompt, wait on the websocket for the end of execution, get every image of the output node.
 
     Returns (end-to-end ms, execution ms); the latter from the server's own execution_start /
-    execution_success timestamps, so the difference is HTTP, queueing and the image fetch.
+    execution_success timestamps, so the difference is HTTP, queueing and getting the images.
+    Images come either from SaveImage (fetched with GET /view after the prompt ends, as the web UI
+    does) or, with via="ws", from ComfyUI's SaveImageWebsocket node (custom_nodes/websocket_image_save.py,
+    shipped with ComfyUI): binary websocket messages sent while the prompt runs, nothing written to disk.
     """
 
-    def __init__(self, url):
-        self.url, self.client_id = url, uuid.uuid4().hex
+    def __init__(self, url, via="view", timeout_s=600.0):
+        self.url, self.client_id, self.via, self.timeout_s = url, uuid.uuid4().hex, via, timeout_s
+        self.last_images: list[bytes] = []
 
-    async def run_all(self, prompts, save_id):
+    async def run_all(self, prompts, save_id, batch=1):
         async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(f"{self.url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}") as ws:
-                return [await self._one(session, ws, p, save_id) for p in prompts]
+            async with session.ws_connect(f"{self.url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}",
+                                          max_msg_size=0) as ws:
+                return [await self._one(session, ws, p, save_id, batch) for p in prompts]
 
-    async def _one(self, session, ws, prompt, save_id):
+    async def _one(self, session, ws, prompt, save_id, batch):
         t0 = time.perf_counter()
         async with session.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": self.client_id}) as r:
-            prompt_id = (await r.json())["prompt_id"]
-        stamps = {}
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
+            reply = await r.json()
+        if "prompt_id" not in reply:
+            raise RuntimeError(f"prompt rejected: {json.dumps(reply)[:2000]}")
+        prompt_id = reply["prompt_id"]
+        stamps, pushed, done = {}, [], False
+        while not done or (self.via == "ws" and len(pushed) < batch):
+            msg = await ws.receive(timeout=self.timeout_s)  # a prompt that hangs fails, not the whole run
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                pushed.append(msg.data[8:])  # 4-byte event type, 4-byte image format, then the PNG
                 continue
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                raise RuntimeError(f"websocket closed ({msg.type})")
             event = json.loads(msg.data)
             data = event.get("data", {})
             if data.get("prompt_id") != prompt_id:
@@ -138,12 +150,18 @@ class ServerClient:
                 raise RuntimeError(f"workflow failed: {data.get('exception_message')}")
             stamps[event["type"]] = data.get("timestamp")
             if event["type"] == "executing" and data.get("node") is None:
-                break
-        async with session.get(f"{self.url}/history/{prompt_id}") as r:
-            image = (await r.json())[prompt_id]["outputs"][save_id]["images"][0]
-        async with session.get(f"{self.url}/view", params=image) as r:
-            await r.read()
+                done = True
+        if self.via == "ws":
+            images = pushed
+        else:
+            async with session.get(f"{self.url}/history/{prompt_id}") as r:
+                refs = (await r.json())[prompt_id]["outputs"][save_id]["images"]
+            images = []
+            for ref in refs:
+                async with session.get(f"{self.url}/view", params=ref) as r:
+                    images.append(await r.read())
         e2e = (time.perf_counter() - t0) * 1000
+        self.last_images = images
         start, end = stamps.get("execution_start"), stamps.get("execution_success")
         return e2e, (end - start if start and end else float("nan"))
 
@@ -151,21 +169,35 @@ class ServerClient:
 class InProcessComfy:
     """bench/comfy_inprocess.py in a subprocess: the same workflow with no HTTP, and the components."""
 
-    def __init__(self, models_root, work, comfy_args):
+    def __init__(self, models_root, work, comfy_args, packs=(), env=None):
+        roots = models_root if isinstance(models_root, (list, tuple)) else [models_root]
         pack_dir = work / "custom_nodes"
         pack_dir.mkdir()
-        (pack_dir / PACK_NAME).symlink_to(REPO)
+        for name, path in [(PACK_NAME, REPO), *packs]:
+            (pack_dir / name).symlink_to(path)
+        self.pack_dir = pack_dir / PACK_NAME
         paths = work / "paths.yaml"
-        folders = "\n".join(f"  {k}: {k}" for k in ("checkpoints", "diffusers", "instaflow", "vae", "embeddings"))
-        paths.write_text(f"bench:\n  base_path: {models_root}\n{folders}\n  custom_nodes: {pack_dir}\n")
+        folders = "\n".join(f"  {k}: {k}" for k in ("checkpoints", "diffusers", "instaflow", "perflow", "vae", "vae_approx",
+                                                    "embeddings", "loras", "controlnet"))
+        sections = [f"bench{i}:\n  base_path: {root}\n{folders}\n" for i, root in enumerate(roots)]
+        paths.write_text("".join(sections) + f"bench_nodes:\n  custom_nodes: {pack_dir}\n")
         (work / "output").mkdir()
         self.log = work / "inprocess.log"
+        t0 = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "comfy_inprocess.py"), "--comfyui", str(comfyui_path()),
              "--pack", str(pack_dir), "--paths-config", str(paths), "--output", str(work / "output"), "--",
              *comfy_args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
-            cwd=str(comfyui_path()))
+            cwd=str(comfyui_path()), env=env)
+        self._started, self.start_seconds, self.ready = t0, None, None
+
+    def wait_ready(self):
+        """Blocks until ComfyUI is imported and the pack loaded in the worker; returns the seconds since launch."""
+        if self.ready is None:
+            self.ready = self.ask(cmd="ping")
+            self.start_seconds = time.perf_counter() - self._started
+        return self.start_seconds
 
     def ask(self, **msg):
         try:
@@ -177,13 +209,20 @@ class InProcessComfy:
         if not line:
             tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
             raise RuntimeError(f"the in-process ComfyUI worker died:\n{tail}")
-        return json.loads(line)
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"in-process worker: {reply['error']}")
+        return reply
 
     def close(self):
         if self.proc.poll() is None:  # still running: ask it to quit
-            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-            self.proc.stdin.flush()
-            self.proc.wait(timeout=60)
+            try:
+                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=60)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(timeout=30)
 
 
 def reference_components(ref, size, batch, seed):
@@ -216,7 +255,7 @@ def measure(args, server, inproc, ref, model_name, size, batch):
     rows = {k: [] for k in ("server", "server_exec", "inprocess", "reference", "c_clip", "c_unet", "c_vae", "r_clip", "r_unet", "r_vae")}
     for i in range(args.warmup + args.runs):
         seed = 1000 + i
-        server_ms, server_exec_ms = asyncio.run(client.run_all([with_seed(prompt, seed)], save_id))[0]
+        server_ms, server_exec_ms = asyncio.run(client.run_all([with_seed(prompt, seed)], save_id, batch))[0]
         reply = inproc.ask(cmd="workflow", prompt=with_seed(prompt, seed), outputs=[save_id])
         if not reply["ok"]:
             raise RuntimeError("the in-process workflow failed; see inprocess.log")
@@ -301,6 +340,7 @@ def main():
         inproc = InProcessComfy(models_root, tmp / "inprocess", [*([] if cuda else ["--cpu"]), *args.comfy_args])
         try:
             server.start()
+            inproc.wait_ready()
             first = workflow_prompt(server.object_info(), model_name, args.sizes[0], 1)
             cold = {"server_start_s": server.start_seconds,
                     "server_first_ms": asyncio.run(ServerClient(server.url).run_all([first], node_id(first, "SaveImage")))[0][0],

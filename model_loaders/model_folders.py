@@ -11,10 +11,20 @@ cannot reach a file outside the model folders (`../..`, absolute paths are refus
 Symbolic links INSIDE the model folders are followed, as ComfyUI's own folder_paths does: users link
 model folders and files from other disks, and a link there was placed by whoever controls the
 filesystem. Dangling links are not listed; directory loops end at the listing depth limit.
+
+Cost per prompt: ComfyUI asks for the listing (INPUT_TYPES) and the fingerprint (IS_CHANGED) on every
+prompt. Each folder's walk is cached with the modification time of every directory it visited, as
+ComfyUI's folder_paths caches its file lists: a later call stats those directories only (a handful
+for flat model folders, whatever the number of files) and walks again when one changed (a file added,
+removed or renamed in it). Two additions to what folder_paths does: a walk that saw a directory modified
+within the last _RACY_SECONDS is not trusted (coarse timestamps could hide a change made in the same
+tick), and a name that is not in the cached listing, or whose file or folder has gone since the walk,
+is looked up again by a fresh walk before it is refused.
 """
 from __future__ import annotations
 
 import os
+import time
 
 import folder_paths
 
@@ -25,6 +35,7 @@ PERFLOW = "perflow"
 FAMILY_FOLDERS = (INSTAFLOW, PERFLOW)
 SINGLE_FILE_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
 _MAX_DEPTH = 4
+_RACY_SECONDS = 2.0
 
 DIFFUSERS, SINGLE_FILE, UNET_FOLDER = "diffusers", "single_file", "unet_folder"
 
@@ -38,21 +49,24 @@ def register_model_folders() -> None:
             extensions.update(folder_paths.supported_pt_extensions)
 
 
-def _folder_paths(key: str) -> list[str]:
-    try:
-        return [p for p in folder_paths.get_folder_paths(key) if os.path.isdir(p)]
-    except KeyError:
-        return []
-
-
 def is_diffusers_folder(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "model_index.json")) or os.path.isdir(os.path.join(path, "unet"))
 
 
+def _mtime(path: str):
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
 def _walk(root: str):
-    """{kind: [relative names]} below root; never descends into a model folder."""
+    """({kind: [relative names]} below root, {directory: mtime} of every directory looked into);
+    never descends into a model folder."""
     found = {DIFFUSERS: [], SINGLE_FILE: [], UNET_FOLDER: []}
+    seen = {}
     for current, dirs, names in os.walk(root, followlinks=True):
+        seen[current] = _mtime(current)
         rel = os.path.relpath(current, root)
         depth = 0 if rel == "." else rel.count(os.sep) + 1
         if depth and (is_diffusers_folder(current) or is_unet_folder(current)):
@@ -66,7 +80,43 @@ def _walk(root: str):
             # isfile follows links: a dangling link or a link to a folder is not a model file
             if name.lower().endswith(SINGLE_FILE_EXTENSIONS) and os.path.isfile(os.path.join(current, name)):
                 found[SINGLE_FILE].append(os.path.join(rel, name).replace(os.sep, "/").removeprefix("./"))
-    return found
+    return found, seen
+
+
+class _Listing:
+    """One folder's walk and the directory times it depends on."""
+
+    __slots__ = ("found", "seen", "trusted")
+
+    def __init__(self, root: str):
+        started = time.time_ns()
+        self.found, seen = _walk(root)
+        self.seen = tuple(seen.items())
+        racy = started - int(_RACY_SECONDS * 1e9)
+        self.trusted = all(mtime is not None and mtime < racy for _path, mtime in self.seen)
+
+    def current(self) -> bool:
+        """True while no directory it looked into has changed (one stat each)."""
+        if not self.trusted:
+            return False
+        stat = os.stat
+        try:
+            for path, mtime in self.seen:
+                if stat(path).st_mtime_ns != mtime:
+                    return False
+        except OSError:
+            return False
+        return True
+
+
+_listings: dict[str, _Listing] = {}
+
+
+def _listing(root: str) -> _Listing:
+    listing = _listings.get(root)
+    if listing is None or not listing.current():
+        listing = _listings[root] = _Listing(root)
+    return listing
 
 
 # Checkpoints (what a family's loader lists) and delta weights (PeRFlowDeltaWeights, own folder only).
@@ -83,16 +133,53 @@ def _searched(family: str, kinds) -> list[tuple[str, str]]:
     return pairs
 
 
+class _Combined:
+    """What one family's loader lists, from the walks of the folders it searches, and how to check it."""
+
+    __slots__ = ("configured", "listings", "missing", "found", "names")
+
+    def current(self, configured) -> bool:
+        return configured == self.configured and all(listing.current() for listing in self.listings) \
+            and not any(os.path.isdir(path) for path in self.missing)
+
+
+_combined: dict[tuple, _Combined] = {}
+
+
+def _configured(keys) -> tuple:
+    out = []
+    for key in keys:
+        try:
+            out.append(tuple(folder_paths.get_folder_paths(key)))
+        except KeyError:
+            out.append(())
+    return tuple(out)
+
+
 def _entries(family: str, kinds=CHECKPOINTS) -> dict[str, tuple[str, str]]:
     """name -> (kind, absolute path); the first folder path that has a name wins, as in folder_paths."""
+    return _entries_and_names(family, kinds)[0]
+
+
+def _entries_and_names(family: str, kinds=CHECKPOINTS) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    pairs = _searched(family, kinds)
+    keys = tuple(dict.fromkeys(key for key, _kind in pairs))
+    configured = _configured(keys)
+    cached = _combined.get((family, kinds))
+    if cached is not None and cached.current(configured):  # the warm path: one stat per directory
+        return cached.found, cached.names
+    paths = dict(zip(keys, configured))
+    searched = [(kind, root) for key, kind in pairs for root in paths[key] if os.path.isdir(root)]
+    listings = {root: _listing(root) for root in dict.fromkeys(root for _kind, root in searched)}
     found: dict[str, tuple[str, str]] = {}
-    walked: dict[str, dict] = {}
-    for key, kind in _searched(family, kinds):
-        for root in _folder_paths(key):
-            listing = walked.setdefault(root, _walk(root))
-            for rel in listing[kind]:
-                found.setdefault(rel, (kind, os.path.join(root, rel)))
-    return found
+    for kind, root in searched:
+        for rel in listings[root].found[kind]:
+            found.setdefault(rel, (kind, os.path.join(root, rel)))
+    entry = _Combined()
+    entry.configured, entry.listings, entry.found, entry.names = configured, tuple(listings.values()), found, sorted(found)
+    entry.missing = tuple(dict.fromkeys(p for paths_ in configured for p in paths_ if p not in listings))
+    _combined[(family, kinds)] = entry
+    return found, entry.names
 
 
 def searched_folders(family: str, kinds=CHECKPOINTS) -> str:
@@ -100,7 +187,7 @@ def searched_folders(family: str, kinds=CHECKPOINTS) -> str:
 
 
 def list_models(family: str, kinds=CHECKPOINTS) -> list[str]:
-    return sorted(_entries(family, kinds))
+    return list(_entries_and_names(family, kinds)[1])
 
 
 def _is_relative_name(name: str) -> bool:
@@ -124,6 +211,27 @@ def resolve_model(name: str, family: str, kinds=CHECKPOINTS) -> tuple[str, str]:
         raise ValueError(f"{label} model name {name!r} is refused: model names are relative to the model folders "
                          f"({searched_folders(family, kinds)}) and cannot leave them")
     entry = _entries(family, kinds).get(name)
+    if entry is None or not _still_there(*entry):  # not cached, or gone since the walk (e.g. a link's target):
+        _listings.clear()  # look again before answering (only on this rare path)
+        _combined.clear()
+        entry = _entries(family, kinds).get(name)
     if entry is None:
         raise FileNotFoundError(f"{label} model '{name}' not found in the model folders {searched_folders(family, kinds)}")
     return entry
+
+
+def resolve_listed(name: str, family: str, kinds=CHECKPOINTS) -> tuple[str, str]:
+    """resolve_model for a name the listing already offered, without checking the folders again.
+
+    For IS_CHANGED: ComfyUI validates a prompt (INPUT_TYPES, which checks the folders) before it runs it,
+    so the cached listing is as fresh as the prompt; a name missing from it, or whose file has gone, takes
+    the full path (resolve_model)."""
+    cached = _combined.get((family, kinds))
+    entry = cached.found.get(name) if cached is not None and isinstance(name, str) else None
+    if entry is not None and _still_there(*entry):
+        return entry
+    return resolve_model(name, family, kinds)
+
+
+def _still_there(kind: str, path: str) -> bool:
+    return os.path.isfile(path) if kind == SINGLE_FILE else os.path.isdir(path)

@@ -2,9 +2,14 @@
 schema (comfy_api.v0_0_2, in every supported ComfyUI: compat/comfyui_versions.py)."""
 from .instaflow_interpolated_conditioning import InstaFlowInterpolatedConditioning
 from .instaflow_interpolated_noise import InstaFlowInterpolatedNoise
+from .instaflow_inversion import InstaFlowInversion
+from .instaflow_load_pairs import InstaFlowLoadPairs
 from .instaflow_loader import InstaFlowLoader
+from .instaflow_make_pairs import InstaFlowMakePairs
 from .instaflow_sampler import InstaFlowSampler
 from .instaflow_scheduler import InstaFlowScheduler
+from .instaflow_train_distill_lora import InstaFlowTrainDistillLoRA
+from .instaflow_train_reflow_lora import InstaFlowTrainReflowLoRA
 from .model_sampling_instaflow import ModelSamplingInstaFlow
 from .model_sampling_perflow import ModelSamplingPeRFlow
 from .perflow_delta_weights import PeRFlowDeltaWeights
@@ -18,8 +23,13 @@ NODES = [
     InstaFlowSampler,
     InstaFlowInterpolatedNoise,
     InstaFlowInterpolatedConditioning,
+    InstaFlowInversion,
     PeRFlowLoader,
     ModelSamplingPeRFlow,
     PeRFlowScheduler,
     PeRFlowDeltaWeights,
+    InstaFlowMakePairs,
+    InstaFlowLoadPairs,
+    InstaFlowTrainReflowLoRA,
+    InstaFlowTrainDistillLoRA,
 ]

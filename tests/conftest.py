@@ -114,6 +114,33 @@ MODEL_FIXTURES += ["tiny_foreign_model"]
 
 
 @pytest.fixture(scope="session")
+def perflow_sd15_models(instaflow_models):
+    """A PeRFlow SD1.5 diffusers folder in perflow/ and the same as a single file in checkpoints/ (.folder, .name, .single_file)."""
+    from harness.random_perflow_sd15 import ensure_random_perflow_sd15
+
+    return ensure_random_perflow_sd15(instaflow_models)
+
+
+@pytest.fixture(scope="session")
+def perflow_delta_models(instaflow_models):
+    """Random perflow-sd15-delta-weights stand-in in perflow/ (.folder, .name, .variant_file(v), .single_file)."""
+    from harness.random_perflow_delta import ensure_random_perflow_delta
+
+    return ensure_random_perflow_delta(instaflow_models)
+
+
+@pytest.fixture(scope="session")
+def perflow_sdxl_models():
+    """An SDXL-architecture PeRFlow diffusers folder stand-in in perflow/ (tests/harness/random_perflow_sdxl.py)."""
+    from harness.random_perflow_sdxl import ensure_random_perflow_sdxl
+
+    return ensure_random_perflow_sdxl()
+
+
+MODEL_FIXTURES += ["perflow_sd15_models", "perflow_delta_models", "perflow_sdxl_models"]
+
+
+@pytest.fixture(scope="session")
 def comfy_server(comfyui_dir, request, tmp_path_factory):
     roots = [request.getfixturevalue(name).models_root for name in MODEL_FIXTURES]
     packs = [(name, path) for name, path in PACKS if path.is_dir()]

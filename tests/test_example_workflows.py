@@ -36,6 +36,8 @@ FILE_LOADERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders",
 # Model folder keys the server knows: ComfyUI's own and the two this pack registers (model_loaders/model_folders.py).
 KNOWN_FOLDERS = {"checkpoints", "diffusion_models", "text_encoders", "vae", "controlnet", "loras", "instaflow", "perflow"}
 SPLIT_SUFFIX = "_split_files"
+# Training templates: pairs from 2 prompts at TEST_SIZE with a 1-step teacher, then 2 training steps.
+TRAINING_NODES = {"InstaFlowTrainReflowLoRA", "InstaFlowTrainDistillLoRA"}
 
 
 def load(path: Path) -> dict:
@@ -56,6 +58,10 @@ def test_there_is_a_one_step_example():
 def test_there_are_examples_for_2rf_img2img_interpolation_and_the_refiner_chain():
     assert {"instaflow_2rf_multistep.json", "instaflow_img2img.json", "instaflow_latent_interpolation.json",
             "instaflow_sdxl_refiner.json"} <= {p.name for p in EXAMPLES}
+
+
+def test_there_are_examples_for_reflow_and_distillation_training():
+    assert {"instaflow_reflow_a_finetune.json", "instaflow_distill_to_one_step.json"} <= {p.name for p in EXAMPLES}
 
 
 def test_there_are_examples_for_controlnet_lora_and_weight_delta():
@@ -182,6 +188,11 @@ def with_test_models(prompt: dict, *, folder_stand_ins: dict, lora_name: str, se
             inputs["image"] = put_input_image(server, "instaflow_example_input.png", input_picture(TEST_SIZE))
         elif node["class_type"] == "ImageScale":
             inputs["width"] = inputs["height"] = 2 * TEST_SIZE
+        elif node["class_type"] == "InstaFlowMakePairs":
+            inputs.update(width=TEST_SIZE, height=TEST_SIZE, steps=1, pairs_per_prompt=1,
+                          prompts="\n".join(inputs["prompts"].splitlines()[:2]))
+        elif node["class_type"] in TRAINING_NODES:
+            inputs.update(steps=2, training_dtype="fp32")
         elif node["class_type"] == "EmptyLatentImage":
             inputs["width"] = inputs["height"] = TEST_SIZE
     return prompt

@@ -6,8 +6,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TORCH_ONLY = ["samplers/flows", "samplers/euler.py", "samplers/slerp.py", "samplers/finite_checks.py",
-              "samplers/memory_estimate.py", "samplers/conditioning_interpolation.py"]
-SHIPPED = ["__init__.py", "samplers", "model_loaders", "nodes", "workflow_conversion", "web", "docs", "README.md"]
+              "samplers/memory_estimate.py", "samplers/conditioning_interpolation.py", "samplers/inversion.py",
+              "samplers/flow_objectives.py"]
+SHIPPED = ["__init__.py", "samplers", "model_loaders", "training", "nodes", "workflow_conversion", "web", "docs", "README.md"]
 
 
 def _python_files(part: str):
@@ -41,6 +42,19 @@ def test_samplers_import_nothing_from_nodes():
         assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
 
+def test_training_imports_nothing_from_nodes():
+    for path in _python_files("training"):
+        bad = {m for m in _imported_modules(path) if m.split(".")[0] == "nodes"}
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def test_model_loaders_and_samplers_import_nothing_from_training():
+    for part in ("model_loaders", "samplers"):
+        for path in _python_files(part):
+            bad = {m for m in _imported_modules(path) if m.split(".")[0] == "training"}
+            assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
 def test_math_modules_import_only_torch_and_each_other():
     allowed_roots = {"torch", "math", "__future__", "tqdm", "samplers"}
     for part in TORCH_ONLY:
@@ -54,7 +68,8 @@ def test_math_modules_import_only_torch_and_each_other():
 def test_math_modules_load_with_comfy_blocked():
     code = ("import sys; sys.modules['comfy'] = None; sys.modules['folder_paths'] = None\n"
             "import samplers.flows.instaflow, samplers.flows.perflow, samplers.euler, samplers.slerp\n"
-            "import samplers.conditioning_interpolation, samplers.memory_estimate\n")
+            "import samplers.conditioning_interpolation, samplers.memory_estimate, samplers.inversion\n"
+            "import samplers.flow_objectives\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

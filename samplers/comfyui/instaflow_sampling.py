@@ -2,6 +2,8 @@
 
 Mirrors stock KSampler (seeded batch noise, noise masks, progress bar and previews) but passes the
 official schedule as explicit sigmas, so denoise < 1 is exactly 1000 * s * (1 - i/N).
+A LATENT from InstaFlowInversion is started from as it is, in place of seeded noise
+(inversion_sampling.start_noise_of_inverted_latent).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import latent_preview
 from ..euler import rectified_flow_euler
 from ..finite_checks import require_finite_number
 from ..flows.instaflow import instaflow_sigmas
+from .inversion_sampling import start_noise_of_inverted_latent
 from .sampling_guards import check_latent, check_memory, instaflow_model_for_sampling
 
 _SAMPLER = comfy.samplers.KSAMPLER(rectified_flow_euler)
@@ -38,7 +41,9 @@ def sample_instaflow(model, seed, steps, cfg, positive, negative, latent, denois
                 "empty prompt: CLIPTextEncode with no text) or set cfg to 1.0")
         negative = []  # cfg 1 never evaluates the unconditional branch
     check_memory(model, latent_image.shape, _WHO)
-    noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
+    noise = start_noise_of_inverted_latent(model, latent, latent_image, denoise, _WHO)  # InstaFlowInversion's LATENT
+    if noise is None:
+        noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
     sigmas = instaflow_sigmas(steps, denoise)
     callback = latent_preview.prepare_callback(model, steps)
     out["samples"] = comfy.sample.sample_custom(

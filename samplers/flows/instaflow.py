@@ -39,6 +39,21 @@ def denoised_from_velocity(x: torch.Tensor, sigma: torch.Tensor, velocity: torch
     return x + per_sample(sigma, velocity) * velocity
 
 
+def moved_along_velocity(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+    """x carried by the velocity from noise level sigma to sigma_next: x + (sigma - sigma_next) * v.
+
+    A falling sigma is the official sampling update x <- x + dt * v (toward the image); a rising sigma
+    runs the flow backwards, toward the noise (inversion). Unlike a step through denoised it does not
+    divide by sigma, so it also starts at sigma 0.
+    """
+    return x + (sigma - sigma_next) * velocity
+
+
+def velocity_from_denoised(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
+    """Inverse of denoised_from_velocity(): the velocity (noise -> image) behind an image estimate at sigma > 0."""
+    return (denoised - x) / per_sample(sigma, x)
+
+
 def noised_latent(image_latent: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Point on the straight noise path at sigma: pure noise at 1, the image at 0."""
     s = per_sample(sigma, noise)

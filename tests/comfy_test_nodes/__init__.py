@@ -41,6 +41,16 @@ def _start_latent_off_the_path(base):
 VARIANTS["start_latent_off_the_path"] = _start_latent_off_the_path  # for img2img / partial denoise
 
 
+def _timestep_public_inversion_slip(base):
+    class TimestepPublicInversionSlip(base):  # t = 1000 * sigma - 999: the public inversion script's `1 - t`
+        def timestep(self, sigma):
+            return super().timestep(sigma) - 999.0
+    return TimestepPublicInversionSlip
+
+
+VARIANTS["timestep_public_inversion_slip"] = _timestep_public_inversion_slip  # for inversion
+
+
 class InstaFlowBrokenVariant:
     CATEGORY = "testing"
     FUNCTION = "execute"

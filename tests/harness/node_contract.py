@@ -9,6 +9,9 @@ published (V1 nodes); tests/test_node_contract.py checks the server still serves
 from __future__ import annotations
 
 MODEL_NAME_INPUTS = {"ckpt_name", "delta_name"}
+# Combos that list what ComfyUI and other packs register (samplers, schedulers: they differ between ComfyUI
+# versions) or what a node wrote to disk (pairs sets) are left out too.
+RUNTIME_LIST_INPUTS = {"sampler_name", "scheduler", "pairs_name"}
 NODE_FIELDS = ("display_name", "category", "description", "output", "output_name", "output_is_list",
                "output_tooltips", "input_order")
 SPEC_FIELDS = ("default", "min", "max", "step", "round", "tooltip", "control_after_generate")
@@ -21,7 +24,7 @@ def _input_spec(name: str, spec: list) -> dict:
     else:
         choices = options.get("options") if kind == "COMBO" else None
     out = {"type": kind, **{k: options[k] for k in SPEC_FIELDS if k in options}}
-    if choices is not None and name not in MODEL_NAME_INPUTS:
+    if choices is not None and name not in MODEL_NAME_INPUTS | RUNTIME_LIST_INPUTS:
         out["options"] = list(choices)
     return out
 

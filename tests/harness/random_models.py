@@ -167,20 +167,12 @@ def ensure_random_instaflow() -> RandomInstaFlow:
 # The build itself runs in a subprocess (python random_models.py --build-into DIR --arg comfyui=DIR).
 
 
-def _random_models():
+def condition_unet(unet) -> None:
+    """The UNet weight scales described in the module docstring (any UNet2DConditionModel)."""
     import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(SEED)
-    unet = UNet2DConditionModel(**UNET_CONFIG)
-    vae = AutoencoderKL(**VAE_CONFIG)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT_ENCODER_CONFIG))
 
     with torch.no_grad():
-        for layer, scale in [(unet.conv_out, UNET_CONV_OUT_SCALE),
-                             (unet.time_embedding.linear_1, UNET_TIME_EMBEDDING_SCALE),
-                             (vae.decoder.conv_out, VAE_DECODER_CONV_OUT_SCALE)]:
+        for layer, scale in [(unet.conv_out, UNET_CONV_OUT_SCALE), (unet.time_embedding.linear_1, UNET_TIME_EMBEDDING_SCALE)]:
             layer.weight.mul_(scale)
             layer.bias.mul_(scale)
         for name, module in unet.named_modules():
@@ -190,17 +182,60 @@ def _random_models():
             if name.endswith("attn2"):
                 module.to_out[0].weight.mul_(UNET_CROSS_ATTN_OUT_SCALE)
                 module.to_out[0].bias.mul_(UNET_CROSS_ATTN_OUT_SCALE)
+
+
+def condition_vae(vae) -> None:
+    """The VAE weight scales described in the module docstring (any SD/SDXL AutoencoderKL)."""
+    import torch
+
+    with torch.no_grad():
+        vae.decoder.conv_out.weight.mul_(VAE_DECODER_CONV_OUT_SCALE)
+        vae.decoder.conv_out.bias.mul_(VAE_DECODER_CONV_OUT_SCALE)
         latent = VAE_CONFIG["latent_channels"]
         vae.quant_conv.weight[:latent].mul_(VAE_QUANT_MEAN_SCALE)
         vae.quant_conv.bias[:latent].mul_(VAE_QUANT_MEAN_SCALE)
         vae.quant_conv.weight[latent:].zero_()
         vae.quant_conv.bias[latent:].fill_(VAE_QUANT_LOGVAR)
-        for model in (unet, vae, text_encoder):
+
+
+def round_to_fp16(*models) -> None:
+    """Every floating-point weight rounded to an fp16-representable value (fp16 files == fp32 copies)."""
+    import torch
+
+    with torch.no_grad():
+        for model in models:
             for tensor in model.state_dict().values():
                 if tensor.is_floating_point():
-                    tensor.copy_(tensor.half().float())  # fp16-representable: fp16 file == fp32 folder
+                    tensor.copy_(tensor.half().float())
             model.eval()
+
+
+def _random_models():
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(SEED)
+    unet = UNet2DConditionModel(**UNET_CONFIG)
+    vae = AutoencoderKL(**VAE_CONFIG)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**TEXT_ENCODER_CONFIG))
+    condition_unet(unet)
+    condition_vae(vae)
+    round_to_fp16(unet, vae, text_encoder)
     return unet, vae, text_encoder
+
+
+def write_tokenizer(tokenizer: Path, comfy_root: Path) -> None:
+    """The CLIP BPE tokenizer files (ComfyUI's comfy/sd1_tokenizer copy) as a diffusers tokenizer/ folder."""
+    tokenizer.mkdir()
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(comfy_root / "comfy" / "sd1_tokenizer" / name, tokenizer / name)
+    # ComfyUI's copy says model_max_length 8192 (ComfyUI chunks prompts itself); the SD1.5/InstaFlow
+    # tokenizer says 77, and the official pipeline pads to tokenizer.model_max_length.
+    config_path = tokenizer / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["model_max_length"] = 77
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
 def _write_diffusers_folder(folder: Path, unet, vae, text_encoder, comfy_root: Path) -> None:
@@ -211,16 +246,7 @@ def _write_diffusers_folder(folder: Path, unet, vae, text_encoder, comfy_root: P
     vae.save_pretrained(folder / "vae", safe_serialization=True)
     text_encoder.save_pretrained(folder / "text_encoder", safe_serialization=True)
 
-    tokenizer = folder / "tokenizer"
-    tokenizer.mkdir()
-    for name in TOKENIZER_FILES:
-        shutil.copyfile(comfy_root / "comfy" / "sd1_tokenizer" / name, tokenizer / name)
-    # ComfyUI's copy says model_max_length 8192 (ComfyUI chunks prompts itself); the SD1.5/InstaFlow
-    # tokenizer says 77, and the official pipeline pads to tokenizer.model_max_length.
-    config_path = tokenizer / "tokenizer_config.json"
-    config = json.loads(config_path.read_text())
-    config["model_max_length"] = 77
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    write_tokenizer(folder / "tokenizer", comfy_root)
 
     (folder / "scheduler").mkdir()
     scheduler = dict(SCHEDULER_CONFIG, _diffusers_version=diffusers.__version__)

@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as the build script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.comfyui_source import cache_root, comfyui_path
-from harness.random_models import VAE_CONFIG, VAE_DECODER_CONV_OUT_SCALE, VAE_QUANT_LOGVAR, VAE_QUANT_MEAN_SCALE
+from harness.random_models import VAE_CONFIG, condition_vae
 from harness.cached_fixture import ensure_built, script_main
 
 RECIPE_TAG = "sdxl-refiner-standin-v1"
@@ -140,14 +140,7 @@ def _vae_state(diffusers_convert) -> dict:
 
     torch.manual_seed(SEED + 1)
     vae = AutoencoderKL(**dict(VAE_CONFIG, scaling_factor=SDXL_SCALING_FACTOR))
-    with torch.no_grad():  # the same conditioning of a random VAE as the InstaFlow fixture (random_models.py)
-        vae.decoder.conv_out.weight.mul_(VAE_DECODER_CONV_OUT_SCALE)
-        vae.decoder.conv_out.bias.mul_(VAE_DECODER_CONV_OUT_SCALE)
-        latent = VAE_CONFIG["latent_channels"]
-        vae.quant_conv.weight[:latent].mul_(VAE_QUANT_MEAN_SCALE)
-        vae.quant_conv.bias[:latent].mul_(VAE_QUANT_MEAN_SCALE)
-        vae.quant_conv.weight[latent:].zero_()
-        vae.quant_conv.bias[latent:].fill_(VAE_QUANT_LOGVAR)
+    condition_vae(vae)  # the same conditioning of a random VAE as the InstaFlow fixture (random_models.py)
     return _fp16({"first_stage_model." + k: v for k, v in diffusers_convert.convert_vae_state_dict(vae.state_dict()).items()})
 
 

@@ -34,10 +34,16 @@ def apply_weight_delta(reference: ReferenceInstaFlow, finetune_file: Path, base_
     for key, weight in unet.items():
         weight += alpha * (finetune_unet[key].float() - base_unet[key].float())
     del finetune_unet, base_unet
-    text = reference.text_encoder.load_state_dict(_float(convert_ldm_clip_checkpoint(finetune)), strict=False)
+    use_text_encoder_and_vae_of(reference, finetune)
+
+
+@torch.no_grad()
+def use_text_encoder_and_vae_of(reference: ReferenceInstaFlow, checkpoint: dict) -> None:
+    """reference's text encoder and VAE := those of an SD1.5 single-file (LDM-layout) state dict."""
+    text = reference.text_encoder.load_state_dict(_float(convert_ldm_clip_checkpoint(checkpoint)), strict=False)
     if text.missing_keys or any(not k.endswith("position_ids") for k in text.unexpected_keys):
         raise KeyError(f"finetune text encoder mismatch: {text.missing_keys[:3]} {text.unexpected_keys[:3]}")
-    reference.vae.load_state_dict(_float(convert_ldm_vae_checkpoint(finetune, dict(reference.vae.config))))
+    reference.vae.load_state_dict(_float(convert_ldm_vae_checkpoint(checkpoint, dict(reference.vae.config))))
 
 
 def _float(state: dict) -> dict:

@@ -1,0 +1,91 @@
+"""Random stand-ins for hansyan/perflow-sd15-delta-weights (PeRFlow's dW for SD1.5 UNets), built once and cached.
+
+The real repository is a diffusers UNet folder holding W_perflow - W_sd15 as a FULL-SIZE fp16 state
+dict (not a LoRA), in two variants (v0-1 and v0-0); PeRFlow's README loads it with
+UNet2DConditionModel.from_pretrained(..., variant="v0-1") and adds it key by key to a finetune's UNet
+(src/utils_perflow.py merge_delta_weights_into_unet). The stand-in has that layout:
+
+    cache_root()/fixtures/<tag>/models/perflow/
+        perflow-sd15-delta-weights/
+            config.json                                  SD1.5 UNet config (random_models.UNET_CONFIG)
+            diffusion_pytorch_model.v0-1.safetensors     dW, fp16, diffusers UNet keys (the one to use)
+            diffusion_pytorch_model.v0-0.safetensors     another dW (a test fails if it is picked)
+        perflow-sd15-delta-v0-1.safetensors              the v0-1 file again, as a single file (hard link)
+
+dW per tensor is seeded N(0, (RELATIVE * std W)^2), W the random InstaFlow fixture's UNet tensor
+(diffusers layout, from its diffusers folder), rounded to fp16; tensors with no spread (fresh norm
+weights, zero biases) get dW = 0. RELATIVE was chosen so that strength 1 vs 0 changes the 64x64
+PeRFlow image clearly (tests/test_perflow_delta.py records the figures).
+Bump VERSION whenever anything here changes what is written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as the build script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import random_models
+from harness.cached_fixture import ensure_built, script_main
+
+FAMILY = "perflow-random-sd15-delta"
+VERSION = 1
+NAME = "perflow-sd15-delta-weights"
+SINGLE_FILE_NAME = "perflow-sd15-delta-v0-1.safetensors"
+VARIANTS = {"v0-1": 20240219, "v0-0": 20240220}  # variant -> seed (PeRFlow SD1.5's release date)
+RELATIVE = 0.2
+
+
+@dataclass(frozen=True)
+class RandomPeRFlowDelta:
+    models_root: Path  # has perflow/
+    folder: Path  # models_root/perflow/<name>
+    name: str  # PeRFlowDeltaWeights' delta_name for the folder
+    single_file: Path  # the v0-1 delta as one .safetensors in perflow/
+
+    def variant_file(self, variant: str) -> Path:
+        return self.folder / f"diffusion_pytorch_model.{variant}.safetensors"
+
+
+def ensure_random_perflow_delta(instaflow: random_models.RandomInstaFlow) -> RandomPeRFlowDelta:
+    """The cached delta folder; builds it on first use."""
+    tag = f"{FAMILY}-v{VERSION}-{random_models.RECIPE_TAG}"
+    unet_file = instaflow.diffusers_dir / "unet" / "diffusion_pytorch_model.safetensors"
+    root = ensure_built(tag, FAMILY, Path(__file__).resolve(), ["--arg", f"unet_file={unet_file}"])
+    return RandomPeRFlowDelta(root, root / "perflow" / NAME, NAME, root / "perflow" / SINGLE_FILE_NAME)
+
+
+def _random_delta(tensor, generator):
+    import torch
+
+    values = tensor.float()
+    if not tensor.is_floating_point() or values.numel() < 2 or values.std() == 0:
+        return torch.zeros_like(values).half()
+    return (torch.randn(values.shape, generator=generator) * (RELATIVE * values.std())).half().contiguous()
+
+
+def _build(models_root: Path, unet_file: str) -> None:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folder = models_root / "perflow" / NAME
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(
+        dict(random_models.UNET_CONFIG, _class_name="UNet2DConditionModel"), indent=2) + "\n")
+    with safe_open(unet_file, framework="pt") as source:
+        keys = sorted(source.keys())
+        for variant, seed in VARIANTS.items():
+            generator = torch.Generator().manual_seed(seed)
+            delta = {key: _random_delta(source.get_tensor(key), generator) for key in keys}
+            save_file(delta, str(folder / f"diffusion_pytorch_model.{variant}.safetensors"), metadata={"format": "pt"})
+            del delta
+    os.link(folder / "diffusion_pytorch_model.v0-1.safetensors", models_root / "perflow" / SINGLE_FILE_NAME)
+
+
+if __name__ == "__main__":
+    script_main(_build, sys.argv[1:], __doc__.splitlines()[0])

@@ -1,0 +1,45 @@
+"""Independent reference for PeRFlow's delta weights on a fine-tuned SD1.5 ("PeRFlow + dreamshaper").
+
+Source: magic-research/piecewise-rectified-flow README (the delta-weights example) and
+src/utils_perflow.py merge_delta_weights_into_unet: the delta folder is read with
+UNet2DConditionModel.from_pretrained(folder, torch_dtype=float16, variant="v0-1").state_dict(); the
+finetune's pipeline keeps its own text encoder and VAE; its UNet weights become, key by key (the key
+sets must be equal), W.to(dW.dtype) + dW, cast back to W's dtype. `strength` scales dW (the official
+code has strength 1; 0.5 is exact in fp16). Sampling is then the official PeRFlow loop with
+diff_eps (reference_perflow.py).
+
+The stand-in finetune is a single LDM-layout checkpoint (tests/harness/random_weight_delta.py), read
+with diffusers' single-file converters. Nothing from the pack or ComfyUI is imported.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+from safetensors.torch import load_file
+
+from harness.reference_perflow import ReferencePeRFlowSD15
+from harness.reference_rf import ReferenceInstaFlow
+from harness.reference_weight_delta import use_text_encoder_and_vae_of
+
+
+@torch.no_grad()
+def finetune_with_delta(sd15_dir: Path, finetune_file: Path, delta_folder: Path, variant: str,
+                        strength: float = 1.0) -> ReferencePeRFlowSD15:
+    """The finetune's pipeline (UNet, text encoder, VAE) with strength * dW merged into its UNet."""
+    modules = ReferenceInstaFlow(sd15_dir)  # SD1.5 configs and tokenizer; every weight is replaced below
+    finetune = load_file(str(finetune_file))
+    modules.unet.load_state_dict(convert_ldm_unet_checkpoint(finetune, dict(modules.unet.config)))
+    use_text_encoder_and_vae_of(modules, finetune)
+    del finetune
+    if strength:
+        delta = UNet2DConditionModel.from_pretrained(delta_folder, torch_dtype=torch.float16, variant=variant,
+                                                     low_cpu_mem_usage=False).state_dict()
+        weights = modules.unet.state_dict()
+        if weights.keys() != delta.keys():
+            raise KeyError("the delta's UNet keys differ from the finetune's")
+        for key, weight in weights.items():
+            weight.copy_((weight.to(delta[key].dtype) + strength * delta[key]).to(weight.dtype))
+    return ReferencePeRFlowSD15(modules)

@@ -1,0 +1,186 @@
+"""What a warm prompt costs in the pack's own code, with 1,000 files in the model folders.
+
+ComfyUI asks every prompt for the loaders' lists (INPUT_TYPES) and fingerprints (IS_CHANGED). The
+pack caches each folder's walk with the modification times of the directories it visited, as ComfyUI's
+folder_paths does (model_loaders/model_folders.py), so a warm call stats a few directories instead of
+walking 1,000 files. These tests check that the cache never serves a stale answer (files added,
+removed, replaced, linked) and measure the cost:
+- per call, in a subprocess with ComfyUI's folder_paths (no model);
+- per whole warm prompt, in-process (bench/comfy_inprocess.py: ComfyUI's own validation and executor on
+  the random full-size model at 64x64, CPU), profiled by bench/pack_cost.py: time in pack functions
+  and what they call, outside ComfyUI's sampling and the model calls.
+The issue's target is under 1 ms per warm prompt; CI asserts a generous bound only (shared CPUs are
+noisy) and prints the figures in the summary.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.graphs import Graph, decode_and_save, encode
+from harness.measurements import record
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO_ROOT / "bench"), str(REPO_ROOT / "bench" / "device")]
+
+from fixtures import CLUTTER_FILES, make_clutter  # noqa: E402 - bench/device/fixtures.py
+
+# CI bounds, generous (shared CPUs are noisy; the target, 1 ms, is what the README reports): the listing and
+# fingerprint calls of one prompt, timed plainly; a whole warm prompt's pack code under the profiler, which
+# slows every Python call (a full walk of the 1,000 files on every call would cost 20-100 ms and fail both).
+GENEROUS_MS = 5.0
+GENEROUS_PROFILED_MS = 20.0
+
+
+def run_in_comfy(comfyui_dir: Path, roots: dict[str, Path], body: str) -> dict:
+    """Runs `body` with folder_paths pointing at `roots` and model_folders / model_fingerprint imported;
+    the body sets `out` (a JSON-able dict)."""
+    script = textwrap.dedent(f"""
+        import json, os, sys, time
+        sys.path[:0] = [{str(comfyui_dir)!r}, {str(REPO_ROOT)!r}]
+        import folder_paths
+        for key, path in {json.dumps({k: str(v) for k, v in roots.items()})}.items():
+            folder_paths.folder_names_and_paths[key] = ([path], set(folder_paths.supported_pt_extensions))
+        from model_loaders import model_folders
+        from model_loaders.model_fingerprint import model_fingerprint
+        out = {{}}
+    """) + textwrap.dedent(body) + "\nprint(json.dumps(out))\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def cluttered(tmp_path):
+    root = make_clutter(tmp_path / "models")
+    roots = {key: root / key for key in ("instaflow", "checkpoints", "perflow", "diffusers")}
+    roots["diffusers"].mkdir(parents=True)
+    pipeline = roots["instaflow"] / "my_pipeline"  # a diffusers folder (listed by name, not walked into)
+    for part, weights in (("unet", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
+                          ("text_encoder", "model.safetensors")):
+        (pipeline / part).mkdir(parents=True)
+        (pipeline / part / weights).write_bytes(b"{}")
+    (pipeline / "model_index.json").write_text("{}")
+    (roots["checkpoints"] / "one.safetensors").write_bytes(b"{}")
+    return roots
+
+
+def test_warm_listing_and_fingerprints_take_microseconds_with_1000_files(comfyui_dir, cluttered):
+    result = run_in_comfy(comfyui_dir, cluttered, """
+        from model_loaders.model_folders import CHECKPOINTS, DELTAS
+        calls = [lambda: model_folders.list_models("instaflow"),            # InstaFlowLoader.INPUT_TYPES
+                 lambda: model_folders.list_models("perflow"),              # PeRFlowLoader.INPUT_TYPES
+                 lambda: model_folders.list_models("perflow", DELTAS),      # PeRFlowDeltaWeights.INPUT_TYPES
+                 lambda: model_fingerprint("my_pipeline", "instaflow"),     # IS_CHANGED, diffusers folder
+                 lambda: model_fingerprint("one.safetensors", "instaflow")] # IS_CHANGED, single file
+        t0 = time.perf_counter()
+        for call in calls:
+            call()
+        out["cold_ms"] = (time.perf_counter() - t0) * 1000
+        time.sleep(model_folders._RACY_SECONDS + 0.1)  # past the window in which fresh directories are re-walked
+        for call in calls:
+            call()
+        per_call = []
+        for call in calls:
+            t0 = time.perf_counter()
+            for _ in range(200):
+                call()
+            per_call.append((time.perf_counter() - t0) / 200 * 1000)
+        out["per_call_ms"] = per_call
+        out["listed"] = len(model_folders.list_models("instaflow"))
+    """)
+    warm = sum(result["per_call_ms"])
+    record(f"pack listing + IS_CHANGED per warm prompt, {CLUTTER_FILES} files", f"{warm:.4f} ms "
+           f"(calls {[round(v, 4) for v in result['per_call_ms']]} ms; cold {result['cold_ms']:.1f} ms)")
+    assert result["listed"] == 400 + 400 + 2  # instaflow + checkpoints clutter, my_pipeline, one.safetensors
+    assert warm < GENEROUS_MS
+    assert warm < result["cold_ms"] / 5  # the cache is what makes it cheap
+
+
+def test_cached_listing_sees_every_change(comfyui_dir, cluttered):
+    out = run_in_comfy(comfyui_dir, cluttered, f"""
+        from pathlib import Path
+        roots = {{k: Path(v) for k, v in {json.dumps({k: str(v) for k, v in cluttered.items()})}.items()}}
+        listed = lambda: set(model_folders.list_models("instaflow"))
+        def settle():  # let the racy window pass so that the next listing is cached
+            time.sleep(model_folders._RACY_SECONDS + 0.1)
+            listed()
+        settle()
+        out["cached_same_object"] = model_folders._listings[str(roots["instaflow"])] is (listed(), model_folders._listings[str(roots["instaflow"])])[1]
+
+        (roots["instaflow"] / "new.safetensors").write_bytes(b"{{}}")  # added at the top
+        out["added"] = "new.safetensors" in listed()
+        settle()
+        (roots["instaflow"] / "collection_3" / "deep.ckpt").write_bytes(b"x")  # added in a subfolder
+        out["added_in_subfolder"] = "collection_3/deep.ckpt" in listed()
+        settle()
+        (roots["instaflow"] / "new.safetensors").unlink()
+        out["removed"] = "new.safetensors" not in listed()
+        settle()
+        before = model_fingerprint("one.safetensors", "instaflow")
+        staging = roots["checkpoints"] / ".one.incoming"
+        staging.write_bytes(b"replaced")
+        os.replace(staging, roots["checkpoints"] / "one.safetensors")  # a re-download renamed over the file
+        out["fingerprint_changed"] = model_fingerprint("one.safetensors", "instaflow") != before
+        settle()
+        other = roots["diffusers"] / "other_pipeline"
+        (other / "unet").mkdir(parents=True)
+        out["new_diffusers_folder"] = "other_pipeline" in listed()
+        settle()
+        target = roots["checkpoints"].parent / "elsewhere.safetensors"
+        target.write_bytes(b"x")
+        os.symlink(target, roots["instaflow"] / "linked.safetensors")
+        out["link_listed"] = "linked.safetensors" in listed()
+        settle()
+        target.unlink()  # the link's target goes: no directory of the model folders changes
+        try:
+            model_folders.resolve_model("linked.safetensors", "instaflow")
+            out["dangling_refused"] = False
+        except FileNotFoundError:
+            out["dangling_refused"] = True
+        out["dangling_unlisted_after_resolve"] = "linked.safetensors" not in listed()
+        # A change right after a walk, within the same timestamp tick, is still seen: fresh walks are not trusted.
+        (roots["instaflow"] / "quick.safetensors").write_bytes(b"x")
+        listed()
+        (roots["instaflow"] / "quick2.safetensors").write_bytes(b"x")
+        out["racy_change_seen"] = "quick2.safetensors" in listed()
+    """)
+    assert out == {key: True for key in out}, out
+
+
+def one_step_prompt(model_name: str, size: int = 64):
+    g = Graph()
+    loader = g.add("InstaFlowLoader", ckpt_name=model_name)
+    sampled = g.add("InstaFlowSampler", model=loader[0], seed=1, steps=1, cfg=1.0,
+                    positive=encode(g, loader[1], "a lighthouse at dusk")[0],
+                    latent_image=g.add("EmptyLatentImage", width=size, height=size, batch_size=1)[0], denoise=1.0)
+    save = decode_and_save(g, sampled[0], loader[2], "per_prompt_cost")
+    return g.api(), save.id, sampled.id
+
+
+def test_warm_prompt_spends_under_a_millisecond_in_pack_code(instaflow_models, tmp_path):
+    from run_benchmark import InProcessComfy  # bench/run_benchmark.py
+
+    clutter = make_clutter(tmp_path / "clutter")
+    (tmp_path / "inprocess").mkdir()
+    worker = InProcessComfy([instaflow_models.models_root, clutter], tmp_path / "inprocess", ["--cpu"])
+    try:
+        worker.wait_ready()
+        prompt, save_id, sampler_id = one_step_prompt(instaflow_models.name)
+        assert worker.ask(cmd="workflow", prompt=prompt, outputs=[save_id])["ok"]
+        cost = worker.ask(cmd="pack_cost", prompt=prompt, outputs=[save_id], seed_node=sampler_id, runs=3)
+    finally:
+        worker.close()
+    total = cost["pack_own_ms"] + cost["comfy_helpers_ms"] + cost["sync_ms"]
+    record(f"pack code per warm prompt (in-process, CPU, 64x64, {CLUTTER_FILES} files, cProfile)",
+           f"{cost['pack_own_ms']:.3f} ms own + {cost['comfy_helpers_ms']:.3f} ms ComfyUI helpers it calls + "
+           f"{cost['sync_ms']:.3f} ms in {cost['syncs_per_prompt']:.0f} explicit syncs; whole prompt {cost['prompt_ms']:.0f} ms; "
+           f"own by function: {json.dumps(cost['pack_own_by_function_ms'])}; "
+           f"helpers: {json.dumps(cost['comfy_helpers_called_ms'])}")
+    assert cost["pack_functions_cumulative_ms"], "the profile saw no pack code: the pack was not profiled"
+    assert total < GENEROUS_PROFILED_MS

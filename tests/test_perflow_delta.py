@@ -1,0 +1,100 @@
+"""PeRFlowDeltaWeights on a fine-tuned SD1.5 equals the official delta merge + PeRFlow sampling.
+
+Official recipe (PeRFlow README, src/utils_perflow.py): load hansyan/perflow-sd15-delta-weights with
+variant "v0-1", add it key by key to the finetune's UNet, keep the finetune's text encoder and VAE,
+sample with PeRFlowScheduler(diff_eps). Graph: stock CheckpointLoaderSimple (the finetune) ->
+PeRFlowDeltaWeights(delta_name, strength) -> stock KSampler euler/perflow, 4 steps, cfg 4.5, with the
+finetune's CLIP and VAE.
+
+Stand-ins: the finetune of tests/harness/random_weight_delta.py and the random delta folder of
+tests/harness/random_perflow_delta.py (v0-1 and a different v0-0; the highest-sorting variant must
+win). Reference: tests/harness/reference_perflow_delta.py. All reference images are computed before
+the first graph runs, so the reference's weights are freed while the server holds its models.
+Tolerance: mean absolute difference within 1/255. Strength 0 and the wrong variant file must miss
+by a wide margin.
+"""
+import gc
+
+import pytest
+
+from harness.comparison import comfy_noise, record_difference
+from harness.graphs import Graph, decode_and_save, encode
+from harness.reference_perflow_delta import finetune_with_delta
+from harness.reference_rf import to_uint8
+
+SEED = 13579
+SIZE = 64
+STEPS = 4
+CFG = 4.5
+PROMPT = "a cozy cabin in a snowy forest at dusk"
+NEGATIVE = "blurry, low quality"
+TOLERANCE = 1 / 255
+DELTA_MATTERS = 5 / 255  # strength 1 vs 0 must change the image at least this much
+BROKEN_MARGIN = 4 * TOLERANCE
+REFERENCES = {"v0-1 strength 1": ("v0-1", 1.0), "v0-1 strength 0.5": ("v0-1", 0.5),
+              "no delta (strength 0)": ("v0-1", 0.0), "v0-0 strength 1": ("v0-0", 1.0)}
+
+
+@pytest.fixture(scope="module")
+def expected(perflow_sd15_models, weight_delta_models, perflow_delta_models) -> dict:
+    """{label: uint8 images} of the official recipe, one reference pipeline at a time."""
+    images = {}
+    for label, (variant, strength) in REFERENCES.items():
+        reference = finetune_with_delta(perflow_sd15_models.folder, weight_delta_models.finetune,
+                                        perflow_delta_models.folder, variant, strength)
+        images[label] = to_uint8(reference.generate(PROMPT, comfy_noise(SEED, size=SIZE), STEPS, CFG, NEGATIVE))
+        del reference
+        gc.collect()
+    return images
+
+
+def delta_graph(deltas, finetune_file, strength, delta_name=None):
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=finetune_file.name)
+    model = g.add("PeRFlowDeltaWeights", model=ckpt[0], delta_name=delta_name or deltas.name, strength=strength)
+    sampled = g.add("KSampler", model=model[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
+                    scheduler="perflow", positive=encode(g, ckpt[1], PROMPT)[0],
+                    negative=encode(g, ckpt[1], NEGATIVE)[0],
+                    latent_image=g.add("EmptyLatentImage", width=SIZE, height=SIZE, batch_size=1)[0], denoise=1.0)
+    return g, decode_and_save(g, sampled[0], ckpt[2], "perflow_delta")
+
+
+def run(server, graph: Graph, save) -> list:
+    return server.images(server.run(graph.api(), timeout=900), save.id)
+
+
+@pytest.fixture(scope="module")
+def full_strength_image(comfy_server, expected, perflow_delta_models, weight_delta_models) -> list:
+    return run(comfy_server, *delta_graph(perflow_delta_models, weight_delta_models.finetune, 1.0))
+
+
+def test_the_delta_changes_the_image_clearly(expected):
+    diff = record_difference("PeRFlow delta reference: strength 1 vs no delta", expected["v0-1 strength 1"],
+                             expected["no delta (strength 0)"])
+    assert diff > DELTA_MATTERS
+
+
+def test_delta_folder_at_strength_1_equals_official_merge(full_strength_image, expected):
+    diff = record_difference("PeRFlowDeltaWeights(folder, v0-1) strength 1 on the finetune", full_strength_image,
+                             expected["v0-1 strength 1"])
+    assert diff <= TOLERANCE
+
+
+def test_delta_at_strength_half_equals_half_the_delta_merged(comfy_server, expected, perflow_delta_models,
+                                                             weight_delta_models):
+    ours = run(comfy_server, *delta_graph(perflow_delta_models, weight_delta_models.finetune, 0.5))
+    diff = record_difference("PeRFlowDeltaWeights strength 0.5", ours, expected["v0-1 strength 0.5"])
+    assert diff <= TOLERANCE
+
+
+def test_single_file_delta_equals_official_merge(comfy_server, expected, perflow_delta_models, weight_delta_models):
+    ours = run(comfy_server, *delta_graph(perflow_delta_models, weight_delta_models.finetune, 1.0,
+                                          delta_name=perflow_delta_models.single_file.name))
+    diff = record_difference("PeRFlowDeltaWeights(single .safetensors) strength 1", ours, expected["v0-1 strength 1"])
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("label", ["no delta (strength 0)", "v0-0 strength 1"])
+def test_missing_or_wrong_variant_delta_misses_by_a_wide_margin(full_strength_image, expected, label):
+    diff = record_difference(f"PeRFlow delta broken variant: {label}", full_strength_image, expected[label])
+    assert diff > BROKEN_MARGIN

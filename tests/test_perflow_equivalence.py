@@ -1,0 +1,150 @@
+"""PeRFlow graphs on the real server equal the official PeRFlow loop (SD1.5, 64x64).
+
+Reference: tests/harness/reference_perflow.py (diffusers StableDiffusionPipeline's loop with a
+re-implementation of the official PeRFlowScheduler; diffusers modules only) on the random-weight PeRFlow
+SD1.5 folder (tests/harness/random_perflow_sd15.py); the stock CheckpointLoaderSimple graphs load the
+same weights from the fixture's single file.
+Same prompt, negative prompt and noise (ComfyUI's seeded CPU noise). Tolerance: mean absolute
+difference of the saved 8-bit images within 1/255 (the maximum is recorded too).
+
+The official settings are diff_eps, 4 steps, cfg 4.5 with a negative prompt. The last tests compare
+the 4-step graph with deliberately broken versions of the reference (timestep 1000 t - 1, a boundary
+time put in the window that ends there, InstaFlow's velocity sign): each must miss by BROKEN_MARGIN.
+"""
+import numpy as np
+import pytest
+
+from harness.comparison import comfy_noise, record_difference
+from harness.graphs import Graph, decode_and_save, encode
+from harness.reference_perflow import ReferencePeRFlowSD15
+from harness.reference_perflow_scheduler import Variant
+from harness.reference_rf import to_uint8
+
+SEED = 2024
+SIZE = 64
+PROMPT = "RAW photo, a colorful bird standing on the tree, open beak"
+NEGATIVE = "distorted, blur, low-quality, haze, out of focus"
+CFG = 4.5
+TOLERANCE = 1 / 255
+BROKEN_MARGIN = 3 * TOLERANCE  # the figures are in the "measured" summary
+
+
+@pytest.fixture(scope="module")
+def reference(perflow_sd15_models):
+    return ReferencePeRFlowSD15.from_folder(perflow_sd15_models.folder)
+
+
+def expected(reference, steps=4, prediction_type="diff_eps", batch=1, variant=Variant()) -> np.ndarray:
+    return to_uint8(reference.generate(PROMPT, comfy_noise(SEED, batch, SIZE), steps, CFG, NEGATIVE, prediction_type,
+                                       variant))
+
+
+def run(server, graph: Graph, save) -> list:
+    return server.images(server.run(graph.api(), timeout=900), save.id)
+
+
+def ksampler(g: Graph, model, clip, steps, batch=1, sampler_name="euler", scheduler="perflow"):
+    latent = g.add("EmptyLatentImage", width=SIZE, height=SIZE, batch_size=batch)
+    return g.add("KSampler", model=model, seed=SEED, steps=steps, cfg=CFG, sampler_name=sampler_name,
+                 scheduler=scheduler, positive=encode(g, clip, PROMPT)[0], negative=encode(g, clip, NEGATIVE)[0],
+                 latent_image=latent[0], denoise=1.0)
+
+
+def checkpoint_graph(models, prediction_type="diff_eps", steps=4, batch=1, sampler_name="euler"):
+    """Stock CheckpointLoaderSimple + ModelSamplingPeRFlow + stock KSampler (scheduler perflow)."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=models.single_file.name)
+    model = g.add("ModelSamplingPeRFlow", model=ckpt[0], prediction_type=prediction_type)
+    sampled = ksampler(g, model[0], ckpt[1], steps, batch, sampler_name)
+    return g, decode_and_save(g, sampled[0], ckpt[2], f"perflow_{prediction_type}_{steps}")
+
+
+def loader_graph(ckpt_name, steps=4):
+    """PeRFlowLoader (already patched: SD1.5 -> diff_eps) + stock KSampler."""
+    g = Graph()
+    loader = g.add("PeRFlowLoader", ckpt_name=ckpt_name)
+    sampled = ksampler(g, loader[0], loader[1], steps)
+    return g, decode_and_save(g, sampled[0], loader[2], "perflow_loader")
+
+
+def sampler_custom_graph(models, steps=4):
+    """Stock SamplerCustom + KSamplerSelect(euler) + PeRFlowScheduler."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=models.single_file.name)
+    model = g.add("ModelSamplingPeRFlow", model=ckpt[0], prediction_type="diff_eps")
+    sigmas = g.add("PeRFlowScheduler", model=model[0], steps=steps, denoise=1.0)
+    sampled = g.add("SamplerCustom", model=model[0], add_noise=True, noise_seed=SEED, cfg=CFG,
+                    positive=encode(g, ckpt[1], PROMPT)[0], negative=encode(g, ckpt[1], NEGATIVE)[0],
+                    sampler=g.add("KSamplerSelect", sampler_name="euler")[0], sigmas=sigmas[0],
+                    latent_image=g.add("EmptyLatentImage", width=SIZE, height=SIZE, batch_size=1)[0])
+    return g, decode_and_save(g, sampled[0], ckpt[2], "perflow_sampler_custom")
+
+
+@pytest.fixture(scope="module")
+def official_settings_image(comfy_server, perflow_sd15_models) -> list:
+    """The diff_eps, 4 steps, cfg 4.5 graph's image (shared by the equivalence and broken-variant tests)."""
+    return run(comfy_server, *checkpoint_graph(perflow_sd15_models))
+
+
+def test_checkpoint_loader_model_sampling_and_ksampler_equal_official_4_steps(official_settings_image, reference):
+    diff = record_difference("PeRFlow SD1.5 CheckpointLoaderSimple+ModelSamplingPeRFlow+KSampler euler/perflow, "
+                             "diff_eps 4 steps cfg 4.5", official_settings_image, expected(reference))
+    assert diff <= TOLERANCE
+
+
+def test_six_steps_with_uneven_windows_equal_official(comfy_server, perflow_sd15_models, reference):
+    ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, steps=6))
+    diff = record_difference("PeRFlow SD1.5 diff_eps 6 steps (windows of 2, 2, 1, 1)", ours, expected(reference, 6))
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("prediction_type", ["ddim_eps", "velocity"])
+def test_other_prediction_types_equal_official(comfy_server, perflow_sd15_models, reference, prediction_type):
+    ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, prediction_type))
+    diff = record_difference(f"PeRFlow SD1.5 {prediction_type} 4 steps", ours,
+                             expected(reference, prediction_type=prediction_type))
+    assert diff <= TOLERANCE
+
+
+def test_perflow_loader_on_a_diffusers_folder_equals_official(comfy_server, perflow_sd15_models, reference):
+    ours = run(comfy_server, *loader_graph(perflow_sd15_models.name))
+    diff = record_difference("PeRFlowLoader(diffusers folder)+KSampler euler/perflow 4 steps", ours, expected(reference))
+    assert diff <= TOLERANCE
+
+
+def test_perflow_loader_on_a_single_file_equals_official(comfy_server, perflow_sd15_models, reference):
+    ours = run(comfy_server, *loader_graph(perflow_sd15_models.single_file.name))
+    diff = record_difference("PeRFlowLoader(single file in checkpoints/)+KSampler euler/perflow 4 steps", ours,
+                             expected(reference))
+    assert diff <= TOLERANCE
+
+
+def test_batch_of_two_equals_official_with_comfyui_batch_noise(comfy_server, perflow_sd15_models, reference):
+    ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, batch=2))
+    diff = record_difference("PeRFlow SD1.5 batch 2", ours, expected(reference, batch=2))
+    assert len(ours) == 2
+    assert diff <= TOLERANCE
+    assert np.abs(ours[0].astype(int) - ours[1].astype(int)).mean() > 255 * BROKEN_MARGIN  # two different noises
+
+
+def test_rectified_flow_sampler_with_perflow_scheduler_equals_official(comfy_server, perflow_sd15_models, reference):
+    ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, sampler_name="rectified_flow"))
+    diff = record_difference("PeRFlow SD1.5 KSampler rectified_flow/perflow 4 steps", ours, expected(reference))
+    assert diff <= TOLERANCE
+
+
+def test_sampler_custom_with_perflow_scheduler_equals_official(comfy_server, perflow_sd15_models, reference):
+    ours = run(comfy_server, *sampler_custom_graph(perflow_sd15_models))
+    diff = record_difference("PeRFlow SD1.5 SamplerCustom+euler+PeRFlowScheduler 4 steps", ours, expected(reference))
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("label, variant", [
+    ("UNet timestep 1000 t - 1", Variant(timestep_offset=-1)),
+    ("boundary time in the window that ends there", Variant(boundary_ends_window=True)),
+    ("InstaFlow's velocity sign", Variant(velocity_sign=-1.0)),
+])
+def test_broken_reference_variants_miss_the_graph_by_a_wide_margin(official_settings_image, reference, label, variant):
+    diff = record_difference(f"PeRFlow broken variant: {label}", official_settings_image,
+                             expected(reference, variant=variant))
+    assert diff > BROKEN_MARGIN

@@ -1,0 +1,2 @@
+"""Reflow and distillation training of LoRAs on teacher pairs (ComfyUI glue; the objectives are torch-only
+math in samplers/flow_objectives.py)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -47,7 +48,8 @@ def caption(workflow: dict) -> tuple[str, str]:
     title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
     settings = ""
     if "Settings:" in text:
-        settings = text.split("Settings:", 1)[1].split(".", 1)[0].replace("**", "").strip()
+        sentence = re.split(r"\.(?:\s|$)", text.split("Settings:", 1)[1].split("\n", 1)[0], maxsplit=1)[0]
+        settings = sentence.replace("**", "").strip()  # to the sentence's end, not to a decimal point ("cfg 1.5")
     return title, settings
 
 
@@ -57,7 +59,7 @@ def models_line(workflow: dict) -> str:
     folders = [(FOLDER_LOADERS[n["type"]], n["widgets_values"][0]) for n in workflow["nodes"] if n["type"] in FOLDER_LOADERS]
     parts = []
     if declared:
-        parts.append(f"{len(declared)} model files, offered by the download dialog")
+        parts.append(f"{len(declared)} model file{'' if len(declared) == 1 else 's'}, offered by the download dialog")
     for family, name in folders:
         parts.append(f"the diffusers folder models/{family}/{name}")
     if any(n["type"] == "LoraLoader" for n in workflow["nodes"]):

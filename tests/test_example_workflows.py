@@ -36,12 +36,29 @@ FILE_LOADERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders",
 # Model folder keys the server knows: ComfyUI's own and the two this pack registers (model_loaders/model_folders.py).
 KNOWN_FOLDERS = {"checkpoints", "diffusion_models", "text_encoders", "vae", "controlnet", "loras", "instaflow", "perflow"}
 SPLIT_SUFFIX = "_split_files"
+# Split-file loaders: the output they stand in for, and the diffusers-folder component(s) each declared URL reads.
+SPLIT_FILE_LOADERS = {"UNETLoader": ("MODEL", ("unet/",)), "CLIPLoader": ("CLIP", ("text_encoder/",)),
+                      "DualCLIPLoader": ("CLIP", ("text_encoder/", "text_encoder_2/")), "VAELoader": ("VAE", ("vae/",))}
+MODEL_SAMPLING_OF = {"InstaFlowLoader": "ModelSamplingInstaFlow", "PeRFlowLoader": "ModelSamplingPeRFlow"}
+MODEL_SAMPLING_NODES = set(MODEL_SAMPLING_OF.values())
 # Training templates: pairs from 2 prompts at TEST_SIZE with a 1-step teacher, then 2 training steps.
 TRAINING_NODES = {"InstaFlowTrainReflowLoRA", "InstaFlowTrainDistillLoRA"}
 
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def twin_of(path: Path) -> Path:
+    return path.with_name(path.stem + SPLIT_SUFFIX + ".json")
+
+
+FOLDER_TEMPLATES = [p for p in EXAMPLES if any(n["type"] in FOLDER_LOADERS for n in load(p)["nodes"])]
+# The server runs every template but the twins, and this one twin: the SDXL one, whose Dual CLIP Loader no other
+# server test loads (the browser tests run the SD1.5 twins of the one-step and PeRFlow templates). The other twins
+# are proven equal to their folder template by test_the_split_files_twin_is_its_folder_template_...
+SERVER_RUN_TWIN = "perflow_sdxl_txt2img_split_files"
+SERVER_EXAMPLES = [p for p in EXAMPLES if not p.stem.endswith(SPLIT_SUFFIX) or p.stem == SERVER_RUN_TWIN]
 
 
 def nodes_of(path: Path) -> dict:
@@ -117,20 +134,83 @@ def test_one_file_name_means_one_file_across_templates():
     assert len(urls) == len(set(urls)), "one URL under two names"
 
 
-def test_folder_templates_have_a_download_ready_variant_with_the_same_graph_otherwise():
-    """Diffusers folders cannot go through the dialog: each folder template has a _split_files twin whose loaders
-    (UNETLoader + CLIPLoader/DualCLIPLoader + VAELoader + the model-sampling node) replace the folder loader."""
-    folder_templates = [p for p in EXAMPLES if any(n["type"] in FOLDER_LOADERS for n in load(p)["nodes"])]
-    assert folder_templates
-    for path in folder_templates:
-        twin = path.with_name(path.stem + SPLIT_SUFFIX + ".json")
-        assert twin.is_file(), f"{path.name} has no download-ready variant"
-        kept = lambda p: sorted(n["type"] for n in load(p)["nodes"] if n["type"] not in set(FOLDER_LOADERS) | VIRTUAL_NODES
-                                and n["type"] not in FILE_LOADERS and not n["type"].startswith("ModelSampling"))
-        assert kept(twin) == kept(path)
-        twin_nodes = nodes_of(twin)
-        assert {"UNETLoader", "VAELoader"} <= set(twin_nodes) and ({"CLIPLoader", "DualCLIPLoader"} & set(twin_nodes))
-        assert ("ModelSamplingPeRFlow" if "PeRFlowLoader" in nodes_of(path) else "ModelSamplingInstaFlow") in twin_nodes
+def test_every_folder_template_has_a_download_ready_split_files_twin():
+    """Diffusers folders cannot go through the dialog: each template with Load InstaFlow / PeRFlow Checkpoint has a
+    `<name>_split_files` twin that loads the same models as separate files."""
+    assert FOLDER_TEMPLATES
+    for path in FOLDER_TEMPLATES:
+        assert twin_of(path).is_file(), f"{path.name} has no download-ready variant"
+        assert not any(n["type"] in FOLDER_LOADERS for n in load(twin_of(path))["nodes"]), twin_of(path).name
+
+
+def test_the_twin_the_server_runs_is_a_template():
+    assert twin_of(REPO_ROOT / "example_workflows" / SERVER_RUN_TWIN.removesuffix(SPLIT_SUFFIX)).stem == SERVER_RUN_TWIN
+    assert SERVER_RUN_TWIN in {p.stem for p in SERVER_EXAMPLES}
+
+
+def model_sources(workflow: dict) -> dict:
+    """(node id, output slot) of each model loader -> (MODEL / CLIP / VAE, the Hugging Face repository's name).
+
+    A folder loader names the repository by its folder; a split-file loader by its declared URL, whose path must
+    be that component's file (unet/, text_encoder/ + text_encoder_2/, vae/). The model-sampling node behind a
+    UNETLoader (of the folder loader's family) is the MODEL's source, as the folder loader's own output is."""
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    links = {link[0]: link for link in workflow["links"]}
+    sources = {}
+    for node in workflow["nodes"]:
+        if node["type"] in FOLDER_LOADERS:
+            for slot, kind in enumerate(("MODEL", "CLIP", "VAE")):
+                sources[(node["id"], slot)] = (kind, node["widgets_values"][0])
+        elif node["type"] in SPLIT_FILE_LOADERS:
+            kind, components = SPLIT_FILE_LOADERS[node["type"]]
+            urls = [m["url"] for m in node["properties"]["models"]]
+            repos = {url.removeprefix("https://huggingface.co/").split("/resolve/main/")[0] for url in urls}
+            paths = [url.split("/resolve/main/")[1] for url in urls]
+            assert len(repos) == 1 and len(paths) == len(components), node
+            assert all(path.startswith(c) for path, c in zip(paths, components)), (node["type"], paths)
+            source = (kind, repos.pop().split("/")[1])
+            if node["type"] != "UNETLoader":
+                sources[(node["id"], 0)] = source
+                continue
+            (link_id,) = node["outputs"][0]["links"]
+            sampling = nodes[links[link_id][3]]
+            assert sampling["type"] in MODEL_SAMPLING_NODES, f"UNETLoader {node['id']} feeds {sampling['type']}"
+            sources[(sampling["id"], 0)] = source
+    return sources
+
+
+def graph_with_named_models(workflow: dict) -> dict:
+    """node id -> (type, mode, widgets, inputs) for every node but the model loaders (and notes); an input fed by a
+    loader reads (MODEL / CLIP / VAE, repository name), any other input (node id, slot)."""
+    sources = model_sources(workflow)
+    loaders = {node_id for node_id, _slot in sources} | {
+        n["id"] for n in workflow["nodes"] if n["type"] in SPLIT_FILE_LOADERS}
+    links = {link[0]: link for link in workflow["links"]}
+    graph = {}
+    for node in workflow["nodes"]:
+        if node["id"] in loaders or node["type"] in VIRTUAL_NODES:
+            continue
+        inputs = {}
+        for slot in node.get("inputs") or []:
+            if slot.get("link") is not None:
+                origin = tuple(links[slot["link"]][1:3])
+                inputs[slot["name"]] = sources.get(origin, origin)
+        graph[node["id"]] = (node["type"], node.get("mode", 0), node.get("widgets_values"), inputs)
+    return graph
+
+
+@pytest.mark.parametrize("path", FOLDER_TEMPLATES, ids=lambda p: p.stem)
+def test_the_split_files_twin_is_its_folder_template_with_each_folder_loaded_as_its_files(path):
+    """Node for node the same graph, settings included; where the template reads a model from a diffusers folder,
+    the twin reads the same repository's files, with the model-sampling node of that family. This is what makes a
+    server run of each twin unnecessary: one twin runs (test_example_workflow_runs_and_saves_an_image), the loaders
+    are stock, and the twin's declared files are checked against the folder's repository here."""
+    twin = load(twin_of(path))
+    assert graph_with_named_models(twin) == graph_with_named_models(load(path))
+    family = {MODEL_SAMPLING_OF[n["type"]] for n in load(path)["nodes"] if n["type"] in FOLDER_LOADERS}
+    assert {n["type"] for n in twin["nodes"] if n["type"] in MODEL_SAMPLING_NODES} == family
+    folder_files = {e["name"] for e in declared_models(load(path))}
+    assert folder_files <= {e["name"] for e in declared_models(twin)}  # the template's own files stay declared
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -208,7 +288,7 @@ def template_models(comfy_server, scratch_models, instaflow_models, controlnet_m
         yield links
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", SERVER_EXAMPLES, ids=lambda p: p.stem)
 def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models, lora_models, template_models, path):
     workflow = load(path)
     missing = [e["name"] for e in declared_models(workflow) if e["name"] not in template_models]

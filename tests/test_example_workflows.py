@@ -230,6 +230,19 @@ def test_readme_says_what_each_declared_file_is():
     assert not missing, f"README does not list {missing}"
 
 
+def test_the_converter_reads_widgets_as_the_frontend_does_and_refuses_a_seed_without_its_control_value():
+    """The frontend puts a 'control after generate' widget after every INT seed (and noise_seed); a template saved
+    without its value loads with every later widget shifted by one (pairs_per_prompt = 512, height = NaN)."""
+    object_info = {"Pairs": {"input": {"required": {"seed": ["INT", {}], "pairs_per_prompt": ["INT", {}],
+                                                    "width": ["INT", {}]}},
+                             "input_order": {"required": ["seed", "pairs_per_prompt", "width"]}}}
+    node = {"id": 1, "type": "Pairs", "inputs": [], "widgets_values": [7, "fixed", 16, 512]}
+    assert ui_to_api({"nodes": [node], "links": []}, object_info)["1"]["inputs"] == {
+        "seed": 7, "pairs_per_prompt": 16, "width": 512}
+    with pytest.raises(ValueError, match="control after generate"):
+        ui_to_api({"nodes": [{**node, "widgets_values": [7, 16, 512]}], "links": []}, object_info)
+
+
 # ------------------------------------------------------------------------------ on the real server
 
 

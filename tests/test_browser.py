@@ -317,7 +317,10 @@ def test_nodes_2_0_convert_command_undo_and_warning(nodes_2_0, instaflow_models,
     page.fit_view()
     page.shot("1-converted")
     assert strip_titles(page.api_prompt()) == convert_api_workflow(original, "perflow")[0]
-    assert "perflow" in dom_node(page, page.node_id("KSampler")).inner_text()
+    from playwright.sync_api import expect
+
+    # The DOM node re-renders after the graph changes (later on a busy machine): wait for it to show the scheduler.
+    expect(dom_node(page, page.node_id("KSampler"))).to_contain_text("perflow", timeout=10_000)
 
     page.page.mouse.click(*page.empty_canvas_point())  # keyboard focus on the canvas, as after a user's click
     page.page.keyboard.press("Control+z")

@@ -171,9 +171,14 @@ def test_pack_templates_are_listed_and_load_from_the_template_browser(comfy_page
     for example in EXAMPLES:
         card = dialog.get_by_test_id(f"template-workflow-{example.stem}")
         card.scroll_into_view_if_needed()
-        thumbnail = card.locator(f'img[src*="{example.stem}.jpg"]').first  # its own picture, not the generic one
+        # Its own picture, not the generic one. The frontend may show it from its media cache (a blob: URL), so the
+        # picture is recognised by its bytes: the image the card shows is example_workflows/<name>.jpg.
+        thumbnail = card.locator("img").first
         thumbnail.wait_for()
         page.page.wait_for_function("(img) => img.complete && img.naturalWidth === 512", arg=thumbnail.element_handle())
+        shown = page.evaluate("async (img) => (await (await fetch(img.src)).arrayBuffer()).byteLength",
+                              thumbnail.element_handle())
+        assert shown == example.with_suffix(".jpg").stat().st_size, example.stem
     dialog.get_by_test_id(f"template-workflow-{EXAMPLES[0].stem}").scroll_into_view_if_needed()
     page.shot("1-template-browser")
     dialog.get_by_test_id(f"template-workflow-{ONE_STEP}").click()

@@ -10,10 +10,12 @@ import pytest
 
 from harness.comfyui_source import comfyui_path
 from harness.memory_watch import MemoryWatch
+from harness.module_clock import ModuleClock
 from harness.pack_identity import PACK_NAME
 from harness.server import ComfyServer
 
 MEMORY = MemoryWatch()
+CLOCK = ModuleClock()
 _SERVERS: list[ComfyServer] = []
 # After a test module, a server holding more than this lets go of its models (POST /free), so that the
 # suite's peak stays under its budget; below it, the next module reuses what is loaded.
@@ -164,6 +166,14 @@ def _free_servers_above(threshold: int) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
+def time_each_module(request):
+    """Wall time per module (first in the module's setup, last in its teardown), printed at the end."""
+    start = time.monotonic()
+    yield
+    CLOCK.add(Path(str(request.module.__file__)).name, time.monotonic() - start)
+
+
+@pytest.fixture(scope="module", autouse=True)
 def free_memory_between_modules(request):
     """A module that sets SERVER_MEMORY_HEAVY = True (it holds several large models in one prompt) starts
     with a server that holds no models. After each module (its own fixtures are finalized first), the
@@ -218,3 +228,7 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("memory")
     for line in MEMORY.summary():
         terminalreporter.write_line(line)
+    if CLOCK.seconds:
+        terminalreporter.section("time per test module")
+        for line in CLOCK.summary():
+            terminalreporter.write_line(line)

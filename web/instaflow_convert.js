@@ -40,6 +40,23 @@ function comboValues(widget) {
   return typeof values === "function" ? values() : values;
 }
 
+// Sets a widget's value the way the frontend's own UI does, so both renderers show it. The "Nodes 2.0" renderer
+// (Vue nodes) keeps its own copy of each widget's value and refreshes it only through the widget's callback, which it
+// wraps (frontend 1.32: useGraphNodeManager); a bare `widget.value = x` changes the graph and the API prompt but
+// leaves the DOM node showing the old value. LiteGraph's widget.setValue (what a click on the classic canvas calls)
+// assigns the value, calls the callback, then node.onWidgetChanged and bumps the graph's version.
+function setWidgetValue(node, widget, value) {
+  if (typeof widget.setValue === "function" && app.canvas) {
+    widget.setValue(value, { e: undefined, node, canvas: app.canvas });
+    return;
+  }
+  const old = widget.value;
+  widget.value = value;
+  widget.callback?.(widget.value, app.canvas, node);
+  node.onWidgetChanged?.(widget.name ?? "", widget.value, old, widget);
+  if (node.graph) node.graph._version++;
+}
+
 class GraphConverter {
   constructor(graph, rules, presetName) {
     this.graph = graph;
@@ -68,7 +85,7 @@ class GraphConverter {
         this.report.notes.push(`node ${node.id} (${typeOf(node)}): ${name} has no option ${JSON.stringify(value)}`);
         continue;
       }
-      widget.value = value;
+      setWidgetValue(node, widget, value);
     }
   }
 
@@ -97,8 +114,9 @@ class GraphConverter {
       const rule = this.rules.model_sampling_node;
       patch = LiteGraph.createNode(rule.type);
       patch.size[0] = Math.max(patch.size[0], 330); // room for its title
-      this.graph.add(patch);
+      // Placed before it is added: "Nodes 2.0" takes a new node's position into its layout store when it is added.
       patch.pos = [sampler.pos[0], sampler.pos[1] - patch.size[1] - 70]; // just above the sampler
+      this.graph.add(patch);
       this.graph.getNodeById(link.origin_id).connect(link.origin_slot, patch, inputIndex(patch, this.rules.model_input));
       this.setValues(patch, rule.set);
       this.insertedFor.set(key, patch);
@@ -156,8 +174,8 @@ class GraphConverter {
   // A new scheduler node (InstaFlowScheduler, PeRFlowScheduler) where the old scheduler was: same outputs, model from the sampler's model.
   replaceSigmaSource(sampler, old, target) {
     const scheduler = LiteGraph.createNode(target.type);
+    scheduler.pos = [...old.pos]; // before it is added, as in insertModelSampling
     this.graph.add(scheduler);
-    scheduler.pos = [...old.pos];
     const model = inputLink(this.graph, sampler, this.rules.model_input);
     this.graph.getNodeById(model.origin_id).connect(model.origin_slot, scheduler, inputIndex(scheduler, target.model_input));
     const targets = (old.outputs?.[0]?.links ?? []).map((id) => linkById(this.graph, id)).filter(Boolean)
@@ -187,6 +205,14 @@ function toast(severity, summary, detail) {
   else console[severity === "error" ? "error" : "log"](`${summary}: ${detail}`);
 }
 
+// "Nodes 2.0" measures each new DOM node and writes its size back to the graph a frame later; waiting for that keeps
+// it inside the command's undo step (otherwise the next check records the resize as a step of its own, and one undo
+// takes back only the resize). Two frames, or at most 200 ms where frames do not run (a hidden tab).
+const layoutSettled = () => new Promise((resolve) => {
+  setTimeout(resolve, 200);
+  requestAnimationFrame(() => requestAnimationFrame(resolve));
+});
+
 // One undo step: the change tracker records nothing between before-change and after-change.
 async function runConversion(presetName) {
   const rules = await loadRules();
@@ -201,6 +227,7 @@ async function runConversion(presetName) {
     console.error(error);
     return null;
   } finally {
+    await layoutSettled();
     canvas?.emitAfterChange?.();
     if (!canvas?.emitAfterChange) app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
     graph.setDirtyCanvas?.(true, true);

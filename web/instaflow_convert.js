@@ -260,16 +260,34 @@ function warningWidget(node, text) {
   return node.addWidget("text", WARNING_WIDGET, text, () => {}, { serialize: false, read_only: true });
 }
 
+// "Nodes 2.0" (frontend 1.32: useGraphNodeManager) reads a node's widget list when the node is added to the graph; it
+// follows later pushes only until the first widget callback fires on the node (a loaded API workflow's values, any edit
+// in the UI), which replaces that list with a fixed copy. A widget added or removed after that never reaches the DOM
+// node, and a widget added after the node was shown has no wrapped callback, so its value changes would not reach it
+// either. Announcing the node again (the graph's onNodeAdded hook, which the renderer wraps) rebuilds its view of the
+// node: the current widgets, each callback wrapped. Only for the graph on screen; the classic canvas needs none of it.
+function widgetsChanged(node) {
+  const graph = node.graph;
+  if (!LiteGraph.vueNodesMode || !graph || graph !== app.canvas?.graph) return;
+  graph.onNodeAdded?.(node);
+}
+
 function showWarning(node, text) {
   node.instaflowWarning = text || null;
   let widget = node.widgets?.find((w) => w.name === WARNING_WIDGET);
   if (!text) {
-    if (widget) node.removeWidget(widget);
+    if (widget) {
+      node.removeWidget(widget);
+      widgetsChanged(node);
+    }
   } else {
+    const added = !widget;
     widget ??= warningWidget(node, text);
-    widget.value = `⚠ ${text}`;
+    if (added) widget.value = `⚠ ${text}`;
+    else setWidgetValue(node, widget, `⚠ ${text}`); // through its callback, which "Nodes 2.0" follows (see setWidgetValue)
     const [width, height] = node.computeSize?.() ?? node.size;
     node.setSize?.([Math.max(node.size[0], width, 360), Math.max(node.size[1], height, 160)]);
+    if (added) widgetsChanged(node); // after the value and size are set: the renderer copies both
   }
   node.setDirtyCanvas?.(true, true);
 }

@@ -165,14 +165,6 @@ def _free_servers_above(threshold: int) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def time_each_module(request):
-    """Wall time per module (first in the module's setup, last in its teardown), printed at the end."""
-    start = time.monotonic()
-    yield
-    CLOCK.add(Path(str(request.module.__file__)).name, time.monotonic() - start)
-
-
-@pytest.fixture(scope="module", autouse=True)
 def free_memory_between_modules(request):
     """A module that sets SERVER_MEMORY_HEAVY = True (it holds several large models in one prompt) starts
     with a server that holds no models. After each module (its own fixtures are finalized first), the
@@ -201,6 +193,7 @@ def pytest_sessionstart(session):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     MEMORY.current_test = item.nodeid
+    CLOCK.enter(item.path.name)  # before the fixtures: a module's time includes the session fixtures it builds
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -227,6 +220,7 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("memory")
     for line in MEMORY.summary():
         terminalreporter.write_line(line)
+    CLOCK.stop()
     if CLOCK.seconds:
         terminalreporter.section("time per test module")
         for line in CLOCK.summary():

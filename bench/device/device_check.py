@@ -344,8 +344,8 @@ class DeviceCheck:
         result.pop("traceback", None)
         result["clutter_files"] = fixtures.CLUTTER_FILES
         result["target_ms"] = 1.0
-        result["total_ms"] = result["pack_own_ms"] + result["comfy_helpers_ms"] + result["sync_ms"]
-        result["meets_target"] = result["total_ms"] < 1.0
+        result["total_ms"] = result["pack_own_ms"] + result["comfy_helpers_ms"] + result["sync_ms"]  # under cProfile
+        result["meets_target"] = result["pack_ms_median"] < 1.0  # bench/pack_meter.py: no profiler
         return result
 
     def close_inprocess(self):
@@ -758,11 +758,14 @@ def markdown(d) -> str:
     pc = ph.get("pack_cost")
     if pc:
         lines += ["## Pack code per warm prompt", "",
-                  f"With {pc['clutter_files']} files in the model folders: **{pc['total_ms']:.3f} ms**: {pc['pack_own_ms']:.3f} ms "
+                  f"With {pc['clutter_files']} files in the model folders, timed at the pack's entry points (bench/pack_meter.py, "
+                  f"no profiler): **median {pc['pack_ms_median']:.3f} ms** of {[round(v, 3) for v in pc['pack_ms']]}; "
+                  f"target < {pc['target_ms']} ms: {'met' if pc['meets_target'] else 'NOT met'}. By entry point (ms, median "
+                  f"prompt): {pc['pack_ms_by_entry']}.", "",
+                  f"Under cProfile (slows every call): {pc['total_ms']:.3f} ms: {pc['pack_own_ms']:.3f} ms "
                   f"in the pack's own code, {pc['comfy_helpers_ms']:.3f} ms in ComfyUI helpers it calls, {pc['sync_ms']:.3f} ms "
                   f"in {pc['syncs_per_prompt']:.0f} explicit device syncs (model calls made synchronous while profiling); "
-                  f"target < {pc['target_ms']} ms: "
-                  f"{'met' if pc['meets_target'] else 'NOT met'}. A whole warm prompt took {pc['prompt_ms']:.1f} ms "
+                  f"A whole warm prompt took {pc['prompt_ms']:.1f} ms "
                   f"({pc['prompt_profiled_ms']:.1f} ms under the profiler). Own time by function (ms): {pc['pack_own_by_function_ms']}", ""]
     eq = ph.get("equivalence")
     if eq and eq.get("cases"):

@@ -43,7 +43,7 @@ OBJECTIVE_SETTINGS = {"Distill": {"learning_rate": 1e-4, "batch_size": 3},
                       "Reflow": {"learning_rate": 3e-4, "batch_size": 12}}
 DISTILL_RATIO = 0.5  # the one-step error at least halved (measured 0.16)
 REFLOW_RATIO = 0.85  # the reflow loss cut by at least 15% (measured 0.76)
-FLIPPED_RATIO = 2.0  # the flipped sign at least doubles it (measured 45)
+FLIPPED_RATIO = 2.0  # the flipped sign at least doubles it (measured 45 at batch 3)
 
 
 # ----------------------------------------------------------------------------------------------- graphs
@@ -125,14 +125,14 @@ def baseline(comfy_server, instaflow_models, pairs) -> dict:
     return errors(comfy_server, comfy_server.run(g.api(), timeout=600), saves, pairs)
 
 
-def _trained(server, models, pairs, kind, *, variant=None, label):
+def _trained(server, models, pairs, kind, *, variant=None, label, **overrides):
     """Trains on the pairs, then evaluates the student with the LoRA; the distill run also saves the LoRA
     with core SaveLoRA and decodes one image of the trained model."""
     g = Graph()
     ckpt, student = loaders(g, models)
     pairs_node = g.add("InstaFlowLoadPairs", pairs_name=PAIRS_NAME)
     trained_on = student if variant is None else g.add("InstaFlowBrokenVariant", model=student, variant=variant)[0]
-    trained = train_node(g, kind, trained_on, pairs_node[0])
+    trained = train_node(g, kind, trained_on, pairs_node[0], **overrides)
     # The LoRA on the correct student (for the flipped run this undoes the flip of the sampling, not of the training).
     model = g.add("LoraModelLoader", model=student, lora=trained[1], strength_model=1.0)[0]
     saves = add_evaluation(g, model, ckpt[1], pairs, label)
@@ -162,7 +162,9 @@ def reflowed(comfy_server, instaflow_models, pairs, baseline):
 
 @pytest.fixture(scope="module")
 def reflowed_flipped(comfy_server, instaflow_models, pairs, baseline):
-    return _trained(comfy_server, instaflow_models, pairs, "Reflow", variant="flipped_sign", label="reflow_flipped")
+    # Batch 3 (each pair once a step) instead of 12: a quarter of the time, and the flip shows just as plainly.
+    return _trained(comfy_server, instaflow_models, pairs, "Reflow", variant="flipped_sign", label="reflow_flipped",
+                    batch_size=3)
 
 
 # ----------------------------------------------------------------------------------------------- tests

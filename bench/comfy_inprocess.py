@@ -8,7 +8,8 @@ import), it speaks JSON lines on stdin/stdout:
       -> {"clip_ms", "unet_ms", "vae_ms", ...}  (after a workflow ran: times the MODEL/CLIP/VAE that its
          loader node `id` left in the cache; "variants" adds UNet timings with channels_last and a CUDA graph)
   {"cmd": "pack_cost", "prompt": {...}, "outputs": [...], "seed_node": id, "runs": N}
-      -> bench/pack_cost.py figures for N warm prompts (validation + execution, only the seed changing)
+      -> for N warm prompts (validation + execution, only the seed changing): the pack's time measured by
+         bench/pack_meter.py (perf_counter at the pack's entry points), then bench/pack_cost.py's cProfile figures
   {"cmd": "quit"}
 A command that fails answers {"error": "..."} and the worker goes on.
 """
@@ -179,21 +180,34 @@ def _synchronous_model_calls():
         comfy.model_base.BaseModel.apply_model = original
 
 
+_meter = None
+
+
 def pack_cost(executor, msg, pack_dirs, comfy_dir):
+    """N warm prompts timed by bench/pack_meter.py (no profiler), then N more under cProfile (bench/pack_cost.py),
+    with the meter's wrappers in place so that the profile also shows whether they cover every entry into the pack."""
     import cProfile
 
     import execution
 
     sys.path.insert(0, HERE)
+    import pack_meter
     from pack_cost import analyse
 
+    global _meter
+    if _meter is None:
+        _meter = pack_meter.PackMeter()
+        _meter.wrapped = pack_meter.install(_meter, pack_dirs)
+    meter = _meter
     prompt, outputs, seed_node, runs = msg["prompt"], msg["outputs"], msg["seed_node"], msg.get("runs", 5)
 
     def one(seed, profile=None):
         p = copy.deepcopy(prompt)
         p[seed_node]["inputs"]["seed"] = seed
         pid = uuid.uuid4().hex
+        meter.reset()
         t0 = time.perf_counter()
+        meter.active = True
         if profile is not None:
             profile.enable()
         try:
@@ -204,18 +218,28 @@ def pack_cost(executor, msg, pack_dirs, comfy_dir):
         finally:
             if profile is not None:
                 profile.disable()
+            meter.active = False
         ms = _sync(t0)
         if not executor.success:
             raise RuntimeError("the prompt failed")
-        return ms
+        return ms, meter.seconds * 1000, dict(meter.by_entry), dict(meter.calls)
 
     one(9000)  # warm: everything but the seed-dependent nodes is cached from here on
-    plain = [one(9001 + i) for i in range(runs)]
     profile = cProfile.Profile()
+    # Model calls made synchronous in both passes: on a GPU, the first sync in pack code would otherwise wait for
+    # the queued UNet work and charge it to the pack (on a CPU the calls are synchronous anyway).
     with _synchronous_model_calls():
+        metered = [one(9001 + i) for i in range(runs)]
         profiled = [one(9101 + i, profile) for i in range(runs)]
-    result = analyse(profile, pack_dirs, comfy_dir, prompts=runs)
-    result.update(prompt_ms=statistics.median(plain), prompt_profiled_ms=statistics.median(profiled))
+    result = analyse(profile, pack_dirs, comfy_dir, prompts=runs, transparent_files=(pack_meter.__file__,),
+                     not_pack=pack_meter.NOT_PACK)
+    median_run = sorted(metered, key=lambda m: m[1])[len(metered) // 2]
+    result.update(
+        prompt_ms=statistics.median(m[0] for m in metered), prompt_profiled_ms=statistics.median(m[0] for m in profiled),
+        pack_ms=[m[1] for m in metered], pack_ms_median=median_run[1],
+        pack_ms_by_entry={k: round(v * 1000, 4) for k, v in sorted(median_run[2].items(), key=lambda kv: -kv[1])},
+        pack_calls_per_prompt=median_run[3], metered_entries=meter.wrapped,
+        unmetered_entries=pack_meter.uncovered_entries(profile, pack_dirs))
     return result
 
 

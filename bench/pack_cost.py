@@ -37,11 +37,20 @@ def _is_under(filename: str, prefixes) -> bool:
 _SYNCS = {"__bool__", "item", "tolist", "cpu", "numpy", "__int__", "__float__", "synchronize"}
 
 
-def analyse(profile: cProfile.Profile, pack_dirs, comfy_dir: str, prompts: int = 1) -> dict:
-    """Per-prompt figures (ms) from a profile that covered `prompts` prompts."""
+def analyse(profile: cProfile.Profile, pack_dirs, comfy_dir: str, prompts: int = 1, transparent_files=(),
+            not_pack=()) -> dict:
+    """Per-prompt figures (ms) from a profile that covered `prompts` prompts. Calls from pack code into
+    `transparent_files` (bench/pack_meter.py's wrappers) are not charged to the pack: what they lead to is
+    charged where it runs (pack functions by their own time; the sampling and model calls they wrap, never).
+    Files under the `not_pack` folders (the repository's bench/ and tests/) are not pack code."""
     pack = tuple(os.path.join(os.path.realpath(d), "") for d in pack_dirs) + \
         tuple(os.path.join(os.path.abspath(d), "") for d in pack_dirs)
     comfy = (os.path.join(os.path.realpath(comfy_dir), ""), os.path.join(os.path.abspath(comfy_dir), ""))
+    transparent = {os.path.realpath(f) for f in transparent_files}
+    excluded = tuple(os.path.join(os.path.realpath(d), "") for d in not_pack)
+
+    def in_pack(filename):
+        return _is_under(filename, pack) and not (excluded and _is_under(os.path.realpath(filename), excluded))
     stats = pstats.Stats(profile).stats
     own = helpers = syncs = 0.0
     sync_calls = 0
@@ -52,16 +61,18 @@ def analyse(profile: cProfile.Profile, pack_dirs, comfy_dir: str, prompts: int =
 
     for callee, (_cc, _nc, tt, ct, callers) in stats.items():
         callee_file = callee[0]
-        if _is_under(callee_file, pack):
+        if in_pack(callee_file):
             own += tt
             name = pack_name(callee)
             own_by_function[name] = own_by_function.get(name, 0.0) + tt
             cumulative[name] = cumulative.get(name, 0.0) + ct
             continue
         for caller, edge in callers.items():
-            if not _is_under(caller[0], pack):
+            if not in_pack(caller[0]):
                 continue
             spent = edge[3]
+            if callee_file in transparent or os.path.realpath(callee_file) in transparent:
+                continue
             if _is_under(callee_file, comfy):
                 if not callee_file.endswith(_SAMPLING_FILES):
                     helpers += spent

@@ -20,6 +20,11 @@ removed or renamed in it). Two additions to what folder_paths does: a walk that 
 within the last _RACY_SECONDS is not trusted (coarse timestamps could hide a change made in the same
 tick), and a name that is not in the cached listing, or whose file or folder has gone since the walk,
 is looked up again by a fresh walk before it is refused.
+
+One prompt asks for the same listing five times within milliseconds (the loader's INPUT_TYPES three
+times, validate_inputs, IS_CHANGED), so a listing checked less than _RECHECK_SECONDS ago is served
+without its stats. Only what the loader's menu shows can lag a change by that much: a name missing from
+the listing, or whose file has gone, is still looked up afresh before it is refused.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ FAMILY_FOLDERS = (INSTAFLOW, PERFLOW)
 SINGLE_FILE_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
 _MAX_DEPTH = 4
 _RACY_SECONDS = 2.0
+_RECHECK_SECONDS = 0.25
 
 DIFFUSERS, SINGLE_FILE, UNET_FOLDER = "diffusers", "single_file", "unet_folder"
 
@@ -136,11 +142,18 @@ def _searched(family: str, kinds) -> list[tuple[str, str]]:
 class _Combined:
     """What one family's loader lists, from the walks of the folders it searches, and how to check it."""
 
-    __slots__ = ("configured", "listings", "missing", "found", "names")
+    __slots__ = ("configured", "listings", "missing", "found", "names", "checked_at")
 
     def current(self, configured) -> bool:
-        return configured == self.configured and all(listing.current() for listing in self.listings) \
-            and not any(os.path.isdir(path) for path in self.missing)
+        if configured != self.configured:
+            return False
+        now = time.monotonic()
+        if now - self.checked_at < _RECHECK_SECONDS:
+            return True
+        fresh = all(listing.current() for listing in self.listings) and not any(os.path.isdir(p) for p in self.missing)
+        if fresh:
+            self.checked_at = now
+        return fresh
 
 
 _combined: dict[tuple, _Combined] = {}
@@ -177,6 +190,7 @@ def _entries_and_names(family: str, kinds=CHECKPOINTS) -> tuple[dict[str, tuple[
             found.setdefault(rel, (kind, os.path.join(root, rel)))
     entry = _Combined()
     entry.configured, entry.listings, entry.found, entry.names = configured, tuple(listings.values()), found, sorted(found)
+    entry.checked_at = time.monotonic()
     entry.missing = tuple(dict.fromkeys(p for paths_ in configured for p in paths_ if p not in listings))
     _combined[(family, kinds)] = entry
     return found, entry.names
@@ -199,7 +213,8 @@ def _is_relative_name(name: str) -> bool:
 def listed_or_reason(name, family: str, kinds=CHECKPOINTS) -> bool | str:
     """True for a listed name, else why not: a node's validate_inputs answer, so that ComfyUI refuses the
     prompt before running it (its own combo check does not cover nodes on the versioned schema)."""
-    if isinstance(name, str) and _is_relative_name(name) and name in _entries(family, kinds):
+    if isinstance(name, str) and _is_relative_name(name) and (name in _entries(family, kinds)
+                                                              or name in _entries_looked_up_again(family, kinds)):
         return True
     return f"{name!r} is not one of the models in {searched_folders(family, kinds)}"
 
@@ -211,10 +226,8 @@ def resolve_model(name: str, family: str, kinds=CHECKPOINTS) -> tuple[str, str]:
         raise ValueError(f"{label} model name {name!r} is refused: model names are relative to the model folders "
                          f"({searched_folders(family, kinds)}) and cannot leave them")
     entry = _entries(family, kinds).get(name)
-    if entry is None or not _still_there(*entry):  # not cached, or gone since the walk (e.g. a link's target):
-        _listings.clear()  # look again before answering (only on this rare path)
-        _combined.clear()
-        entry = _entries(family, kinds).get(name)
+    if entry is None or not _still_there(*entry):  # not cached, or gone since the walk (e.g. a link's target)
+        entry = _entries_looked_up_again(family, kinds).get(name)
     if entry is None:
         raise FileNotFoundError(f"{label} model '{name}' not found in the model folders {searched_folders(family, kinds)}")
     return entry
@@ -231,6 +244,13 @@ def resolve_listed(name: str, family: str, kinds=CHECKPOINTS) -> tuple[str, str]
     if entry is not None and _still_there(*entry):
         return entry
     return resolve_model(name, family, kinds)
+
+
+def _entries_looked_up_again(family: str, kinds) -> dict[str, tuple[str, str]]:
+    """_entries from fresh walks: before a name is refused (only on this rare path)."""
+    _listings.clear()
+    _combined.clear()
+    return _entries(family, kinds)
 
 
 def _still_there(kind: str, path: str) -> bool:

@@ -12,7 +12,9 @@ def training_inputs(student_tooltip: str) -> list:
         io.Float.Input("learning_rate", default=0.0001, min=0.0000001, max=1.0, step=0.0000001,
                        tooltip="Learning rate (1e-4 is a usual LoRA rate)."),
         io.Int.Input("rank", default=16, min=1, max=256, tooltip="Rank of the LoRA layers."),
-        io.Int.Input("batch_size", default=1, min=1, max=4096, tooltip="Pairs per step."),
+        io.Int.Input("batch_size", default=1, min=1, max=4096, tooltip=(
+            "Samples per step. Reflow: each sample is a pair at its own noise level, the batch spread over (0, 1]; "
+            "a batch larger than the set takes the pairs again at other levels. Distill: each pair at most once.")),
         io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff,
                      tooltip="Seed of the LoRA initialisation, the pair order and the noise levels."),
         io.Combo.Input("training_dtype", options=["bf16", "fp32"], default="bf16",

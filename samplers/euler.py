@@ -34,7 +34,10 @@ def rectified_flow_euler(model, x, sigmas, extra_args=None, callback=None, disab
             "for rectified flow (an InstaFlow checkpoint loaded by a stock loader?). Add ModelSamplingInstaFlow after "
             "the loader, or use InstaFlowLoader.")
     s_in = x.new_ones([x.shape[0]])
-    for i in trange(len(levels) - 1, disable=disable):
+    # A console bar like the stock samplers', except for a single step: there is no progress to show, and tqdm's set-up
+    # and teardown cost a quarter of a millisecond, a quarter of the pack's per-prompt budget on the one-step path.
+    steps = trange(len(levels) - 1, disable=disable) if len(levels) > 2 else range(len(levels) - 1)
+    for i in steps:
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})

@@ -35,9 +35,24 @@ def reflow_target(latent: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
 
 def sample_sigmas(batch: int, generator: torch.Generator) -> torch.Tensor:
-    """One noise level per pair, uniform on [MIN_SIGMA, 1] (rectified flow's uniform time)."""
-    u = torch.rand((batch,), generator=generator, dtype=torch.float64)
+    """One noise level per sample, uniform on [MIN_SIGMA, 1] (rectified flow's uniform time), drawn as a
+    low-discrepancy batch (Kingma et al. 2021, "Variational Diffusion Models", appendix: u_i = (u_0 + i / B)
+    mod 1): each sample alone is uniform, and the batch covers every 1/B of the interval once, which cuts
+    the variance of a step's loss without changing its expectation."""
+    u0 = torch.rand((), generator=generator, dtype=torch.float64)
+    u = torch.remainder(u0 + torch.arange(batch, dtype=torch.float64) / batch, 1.0)
     return (MIN_SIGMA + (1.0 - MIN_SIGMA) * (1.0 - u)).to(torch.float32)
+
+
+def step_samples(pair_count: int, objective: str, batch_size: int, generator: torch.Generator) -> list:
+    """The (pair index, sigma) samples of one training step. Pairs come in a random order; for reflow a
+    batch larger than the set takes the pairs again, and the batch's sigmas are spread over (0, 1]
+    (sample_sigmas), so with B = K * P samples each of the P pairs gets K sigmas 1/K apart. Distillation
+    only uses sigma 1, so it takes each pair at most once."""
+    count = batch_size if objective == "reflow" else min(batch_size, pair_count)
+    order = torch.randperm(pair_count, generator=generator).tolist()
+    sigmas = sample_sigmas(count, generator)
+    return [(order[i % pair_count], sigmas[i]) for i in range(count)]
 
 
 def reflow_loss(denoised_fn, latent: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

@@ -267,9 +267,17 @@ def skip_or_fail_for_missing_perflow_test_model(what: str) -> None:
 
 
 def with_test_models(prompt: dict, *, folder_stand_ins: dict, lora_name: str, server) -> dict:
-    """Point folder loaders and the LoRA at the random test models, give LoadImage a picture, shrink the latent."""
+    """Point folder loaders and the LoRA at the random test models, give LoadImage a picture, shrink the latent.
+
+    An inversion template runs 2 steps and 1 fixed-point iteration instead of 10 and 3 (80 s -> about 15 s on the
+    CPU): it must run and save an image here; tests/test_inversion.py checks the inversion against its reference."""
+    inverting = any(node["class_type"] == "InstaFlowInversion" for node in prompt.values())
     for node in prompt.values():
         inputs = node["inputs"]
+        if inverting and "steps" in inputs:  # the inversion and the sampling or schedule that regenerates from it
+            inputs["steps"] = 2
+            if node["class_type"] == "InstaFlowInversion":
+                inputs["fixed_point_iterations"] = 1
         if node["class_type"] in FOLDER_LOADERS:
             name = inputs["ckpt_name"]
             if name not in folder_stand_ins:

@@ -64,6 +64,26 @@ def test_sigmas_are_uniform_on_the_open_interval_and_reproducible():
     assert torch.equal(s, fo.sample_sigmas(10000, torch.Generator().manual_seed(0)))
 
 
+def test_a_batch_of_sigmas_covers_every_stratum_once():
+    s = fo.sample_sigmas(8, torch.Generator().manual_seed(3))
+    strata = torch.floor((1.0 - (s - fo.MIN_SIGMA) / (1.0 - fo.MIN_SIGMA)) * 8).clamp(max=7)
+    assert sorted(strata.tolist()) == list(range(8))
+
+
+def test_a_reflow_batch_larger_than_the_set_takes_each_pair_at_sigmas_spread_over_the_interval():
+    samples = fo.step_samples(3, "reflow", 12, torch.Generator().manual_seed(0))
+    by_pair = {j: sorted(float(s) for i, s in samples if i == j) for j in range(3)}
+    assert all(len(sigmas) == 4 for sigmas in by_pair.values())
+    for sigmas in by_pair.values():  # 4 levels, 1/4 apart
+        gaps = [b - a for a, b in zip(sigmas, sigmas[1:])]
+        assert all(abs(g - 0.25 * (1 - fo.MIN_SIGMA)) < 1e-5 for g in gaps)
+
+
+def test_distillation_takes_each_pair_at_most_once_per_step():
+    samples = fo.step_samples(3, "distill", 12, torch.Generator().manual_seed(0))
+    assert sorted(i for i, _s in samples) == [0, 1, 2]
+
+
 def test_pseudo_huber_is_quadratic_near_zero_and_linear_far_away():
     target = torch.zeros(1, 4, 8, 8)
     small = [fo.pseudo_huber(torch.full_like(target, e), target).item() for e in (1e-5, 2e-5)]

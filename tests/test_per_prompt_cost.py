@@ -30,9 +30,13 @@ sys.path[:0] = [str(REPO_ROOT / "bench"), str(REPO_ROOT / "bench" / "device")]
 
 from fixtures import CLUTTER_FILES, make_clutter  # noqa: E402 - bench/device/fixtures.py
 
-# CI bounds, generous (shared CPUs are noisy; the target, 1 ms, is what the README reports): the listing and
-# fingerprint calls of one prompt, timed plainly; a whole warm prompt's pack code under the profiler, which
-# slows every Python call (a full walk of the 1,000 files on every call would cost 20-100 ms and fail both).
+# The target is 1 ms of pack code per warm prompt; it is not met yet (README: 1.4-1.9 ms on this 2-core CPU
+# uncontended, 1.96 ms on the H200 machine's CPU before the listing recheck window), so the tests hold the
+# pack to generous bounds that catch a regression (shared CPUs are noisy; a full walk of the 1,000 files on
+# every call would cost 20-100 ms and fail all of them): the median of PROMPTS warm prompts timed without a
+# profiler, the listing and fingerprint calls of one prompt timed plainly, and a whole warm prompt's pack
+# code under cProfile, which slows every Python call.
+PROMPTS = 5
 GENEROUS_MS = 5.0
 GENEROUS_PROFILED_MS = 20.0
 
@@ -106,12 +110,17 @@ def test_cached_listing_sees_every_change(comfyui_dir, cluttered):
     out = run_in_comfy(comfyui_dir, cluttered, f"""
         from pathlib import Path
         roots = {{k: Path(v) for k, v in {json.dumps({k: str(v) for k, v in cluttered.items()})}.items()}}
-        listed = lambda: set(model_folders.list_models("instaflow"))
+        def listed():  # the loader's menu: a change may take up to _RECHECK_SECONDS to show there
+            time.sleep(model_folders._RECHECK_SECONDS)
+            return set(model_folders.list_models("instaflow"))
         def settle():  # let the racy window pass so that the next listing is cached
             time.sleep(model_folders._RACY_SECONDS + 0.1)
             listed()
         settle()
         out["cached_same_object"] = model_folders._listings[str(roots["instaflow"])] is (listed(), model_folders._listings[str(roots["instaflow"])])[1]
+        (roots["instaflow"] / "just_added.safetensors").write_bytes(b"{{}}")  # validated at once, menu checked or not
+        out["validated_at_once"] = model_folders.listed_or_reason("just_added.safetensors", "instaflow") is True
+        settle()
 
         (roots["instaflow"] / "new.safetensors").write_bytes(b"{{}}")  # added at the top
         out["added"] = "new.safetensors" in listed()
@@ -163,7 +172,23 @@ def one_step_prompt(model_name: str, size: int = 64):
     return g.api(), save.id, sampled.id
 
 
-def test_warm_prompt_spends_under_a_millisecond_in_pack_code(instaflow_models, tmp_path):
+def test_warm_prompt_spends_a_few_milliseconds_at_most_in_pack_code(instaflow_models, tmp_path):
+    """Measured without a profiler: the pack's code takes at most a few milliseconds of a warm prompt (target 1 ms).
+
+    In-process ComfyUI (bench/comfy_inprocess.py, CPU, the random full-size model at 64x64, one step, with
+    1,000 clutter files in the model folders), five warm prompts that differ only in the seed, each validated
+    and executed by ComfyUI's own code. bench/pack_meter.py times them with perf_counter at every crossing
+    between ComfyUI and the pack, and charges the pack everything that runs on its side: listings and schemas
+    (INPUT_TYPES), validate_inputs, fingerprints (IS_CHANGED), the sampler node's guards, the Euler loop
+    outside the model calls, the final finiteness check and its sync, and the ComfyUI helpers the pack calls.
+    Not charged: ComfyUI's sampling entry points and seeded noise (comfy.sample), the model calls, ComfyUI's
+    progress callback. The median of the five is asserted, so that one prompt preempted on a shared CPU does
+    not decide. The meter adds a wrapper call per crossing (about a microsecond each, a few dozen per prompt).
+
+    Five more prompts under cProfile (bench/pack_cost.py) name the functions where the time goes (printed in
+    the summary) and check the meter: every pack function the profile saw was entered through a metered
+    crossing. The profiler slows every call, so its figure is an upper bound held to a generous bound only.
+    """
     from run_benchmark import InProcessComfy  # bench/run_benchmark.py
 
     clutter = make_clutter(tmp_path / "clutter")
@@ -173,14 +198,22 @@ def test_warm_prompt_spends_under_a_millisecond_in_pack_code(instaflow_models, t
         worker.wait_ready()
         prompt, save_id, sampler_id = one_step_prompt(instaflow_models.name)
         assert worker.ask(cmd="workflow", prompt=prompt, outputs=[save_id])["ok"]
-        cost = worker.ask(cmd="pack_cost", prompt=prompt, outputs=[save_id], seed_node=sampler_id, runs=3)
+        cost = worker.ask(cmd="pack_cost", prompt=prompt, outputs=[save_id], seed_node=sampler_id, runs=PROMPTS)
     finally:
         worker.close()
-    total = cost["pack_own_ms"] + cost["comfy_helpers_ms"] + cost["sync_ms"]
-    record(f"pack code per warm prompt (in-process, CPU, 64x64, {CLUTTER_FILES} files, cProfile)",
+    assert "error" not in cost, cost
+    record(f"pack code per warm prompt (in-process, CPU, 64x64, {CLUTTER_FILES} files, perf_counter at its entry points)",
+           f"median {cost['pack_ms_median']:.3f} ms of {PROMPTS} prompts {[round(v, 3) for v in cost['pack_ms']]}; "
+           f"whole prompt {cost['prompt_ms']:.0f} ms; by entry point (median prompt): {json.dumps(cost['pack_ms_by_entry'])}; "
+           f"calls: {json.dumps(cost['pack_calls_per_prompt'])}")
+    profiled_total = cost["pack_own_ms"] + cost["comfy_helpers_ms"] + cost["sync_ms"]
+    record("pack code per warm prompt (same, under cProfile)",
            f"{cost['pack_own_ms']:.3f} ms own + {cost['comfy_helpers_ms']:.3f} ms ComfyUI helpers it calls + "
-           f"{cost['sync_ms']:.3f} ms in {cost['syncs_per_prompt']:.0f} explicit syncs; whole prompt {cost['prompt_ms']:.0f} ms; "
+           f"{cost['sync_ms']:.3f} ms in {cost['syncs_per_prompt']:.0f} explicit syncs; whole prompt {cost['prompt_profiled_ms']:.0f} ms; "
            f"own by function: {json.dumps(cost['pack_own_by_function_ms'])}; "
            f"helpers: {json.dumps(cost['comfy_helpers_called_ms'])}")
     assert cost["pack_functions_cumulative_ms"], "the profile saw no pack code: the pack was not profiled"
-    assert total < GENEROUS_PROFILED_MS
+    assert not cost["unmetered_entries"], f"pack code entered without the meter: {cost['unmetered_entries']}"
+    assert "InstaFlowSampler.execute" in cost["pack_ms_by_entry"] and "InstaFlowLoader.define_schema" in cost["pack_ms_by_entry"]
+    assert cost["pack_ms_median"] < GENEROUS_MS
+    assert profiled_total < GENEROUS_PROFILED_MS

@@ -11,12 +11,17 @@ InstaFlow as model2 the result would sample as the finetune's noise-prediction m
 stock samplers; the pack's instaflow scheduler refuses it and InstaFlowSampler patches it, by
 samplers/model_sampling.py and samplers/sampling_guards.py; not run here).
 
+The recipe reads only the UNets of InstaFlow and of the base, so the graphs load those with stock
+UNETLoader and the finetune with CheckpointLoaderSimple, as a user short of memory would: the server
+then holds three UNets, the merged copy and one text encoder and VAE (about 14 GiB in fp32 on the CPU;
+three CheckpointLoaderSimple put it at 16 GiB, over the suite's budget).
+
 Stand-in checkpoints: tests/harness/random_weight_delta.py. The reference
 (tests/harness/reference_weight_delta.py) merges by hand into the diffusers UNet, takes the
 finetune's text encoder and VAE (read with diffusers' single-file converters) and runs the official
 one-step loop. Tolerance: mean absolute pixel difference within 2/255. All reference images are
 computed before the first graph runs, so the reference's weights are freed while the server holds
-three SD1.5 checkpoints.
+three SD1.5 UNets.
 """
 import gc
 
@@ -53,7 +58,7 @@ def run(server, graph: Graph, save) -> list:
     return server.images(server.run(graph.api(), timeout=600), save.id)
 
 
-def delta_graph(instaflow, deltas, alpha, *, patch_after_merge=False, swap_subtract=False,
+def delta_graph(deltas, alpha, *, patch_after_merge=False, swap_subtract=False,
                 instaflow_clip_and_vae=False, sampler=("euler", "simple")):
     """InstaFlow + alpha * (finetune - base) with ModelMergeSubtract + ModelMergeAdd and stock KSampler, 1 step.
 
@@ -62,16 +67,20 @@ def delta_graph(instaflow, deltas, alpha, *, patch_after_merge=False, swap_subtr
     deliberately wrong variants. (InstaFlow as ModelMergeAdd's model2 is not run: the merge would
     patch a fourth full UNet copy, too much memory for the test machine; see the module docstring.)"""
     g = Graph()
-    loaded = g.add("CheckpointLoaderSimple", ckpt_name=instaflow.single_file.name)
+    instaflow_unet = g.add("UNETLoader", unet_name=deltas.instaflow_unet, weight_dtype="default")[0]
     finetune = g.add("CheckpointLoaderSimple", ckpt_name=deltas.finetune.name)
-    base = g.add("CheckpointLoaderSimple", ckpt_name=deltas.base.name)
-    model = loaded[0] if patch_after_merge else g.add("ModelSamplingInstaFlow", model=loaded[0])[0]
-    first, second = (base, finetune) if swap_subtract else (finetune, base)
-    delta = g.add("ModelMergeSubtract", model1=first[0], model2=second[0], multiplier=alpha)[0]
+    base_unet = g.add("UNETLoader", unet_name=deltas.base_unet, weight_dtype="default")[0]
+    model = instaflow_unet if patch_after_merge else g.add("ModelSamplingInstaFlow", model=instaflow_unet)[0]
+    first, second = (base_unet, finetune[0]) if swap_subtract else (finetune[0], base_unet)
+    delta = g.add("ModelMergeSubtract", model1=first, model2=second, multiplier=alpha)[0]
     merged = g.add("ModelMergeAdd", model1=model, model2=delta)[0]
     if patch_after_merge:
         merged = g.add("ModelSamplingInstaFlow", model=merged)[0]
-    clip, vae = (loaded[1], loaded[2]) if instaflow_clip_and_vae else (finetune[1], finetune[2])
+    if instaflow_clip_and_vae:
+        clip = g.add("CLIPLoader", clip_name=deltas.instaflow_text_encoder, type="stable_diffusion")[0]
+        vae = g.add("VAELoader", vae_name=deltas.instaflow_vae)[0]
+    else:
+        clip, vae = finetune[1], finetune[2]
     sampler_name, scheduler = sampler
     sampled = g.add("KSampler", model=merged, seed=SEED, steps=1, cfg=1.0, sampler_name=sampler_name,
                     scheduler=scheduler, positive=encode(g, clip, PROMPT)[0], negative=encode(g, clip, "")[0],
@@ -82,14 +91,14 @@ def delta_graph(instaflow, deltas, alpha, *, patch_after_merge=False, swap_subtr
 def test_merge_nodes_on_patched_instaflow_equal_official_recipe(comfy_server, instaflow_models, weight_delta_models,
                                                                 expected):
     """alpha 1 (the official demo); stock euler/simple only samples right if the merge kept InstaFlow's patch."""
-    g, save = delta_graph(instaflow_models, weight_delta_models, 1.0)
+    g, save = delta_graph(weight_delta_models, 1.0)
     diff = record_difference("ModelMergeSubtract+ModelMergeAdd on patched InstaFlow, alpha 1.0",
                              run(comfy_server, g, save), expected[1.0])
     assert diff <= TOLERANCE
 
 
 def test_patch_after_merge_equals_official_recipe(comfy_server, instaflow_models, weight_delta_models, expected):
-    g, save = delta_graph(instaflow_models, weight_delta_models, 0.7, patch_after_merge=True,
+    g, save = delta_graph(weight_delta_models, 0.7, patch_after_merge=True,
                           sampler=("rectified_flow", "instaflow"))
     diff = record_difference("merges + ModelSamplingInstaFlow after the merge, alpha 0.7",
                              run(comfy_server, g, save), expected[0.7])
@@ -102,6 +111,6 @@ def test_patch_after_merge_equals_official_recipe(comfy_server, instaflow_models
 ])
 def test_weight_delta_built_wrongly_fails_the_comparison(comfy_server, instaflow_models, weight_delta_models, expected,
                                                          label, variant):
-    g, save = delta_graph(instaflow_models, weight_delta_models, 1.0, **variant)
+    g, save = delta_graph(weight_delta_models, 1.0, **variant)
     diff = record_difference(f"weight delta broken variant: {label}", run(comfy_server, g, save), expected[1.0])
     assert diff > WIDE_MARGIN

@@ -111,11 +111,11 @@ def train_flow_lora(model, pairs: FlowPairs, objective: str, settings: TrainSett
     return with_loras_on_weights(model, loras), lora, {"loss": losses}, len(losses)
 
 
-def _batches(pairs: FlowPairs, indices: list[int]):
-    """Sub-batches of the chosen pairs whose prompts have the same token length (so they stack)."""
-    groups: dict[tuple, list[int]] = {}
-    for i in indices:
-        groups.setdefault(tuple(pairs.conditioning[i].shape), []).append(i)
+def _batches(pairs: FlowPairs, samples: list) -> list[list]:
+    """Sub-batches of the samples whose prompts have the same token length (so they stack)."""
+    groups: dict[tuple, list] = {}
+    for sample in samples:
+        groups.setdefault(tuple(pairs.conditioning[sample[0]].shape), []).append(sample)
     return list(groups.values())
 
 
@@ -125,31 +125,31 @@ def _loop(patcher, pairs, objective, settings, optimizer, training_dtype, who):
     generator = torch.Generator().manual_seed(settings.seed)
     progress = comfy.utils.ProgressBar(settings.steps)
     losses: list[float] = []
-    batch_size = min(settings.batch_size, len(pairs))
     autocast = torch.autocast(device.type, dtype=training_dtype, enabled=training_dtype != torch.float32)
     started = time.perf_counter()
     try:
         for _ in range(settings.steps):
             if comfy.model_management.processing_interrupted():
                 return losses, True
-            indices = torch.randperm(len(pairs), generator=generator)[:batch_size].tolist()
-            sigmas = flow_objectives.sample_sigmas(len(pairs), generator)
+            samples = flow_objectives.step_samples(len(pairs), objective, settings.batch_size, generator)
             total = 0.0
-            for group in _batches(pairs, indices):
-                noise = pairs.noise[group].clone().to(device)
-                latent = base.process_latent_in(pairs.latent[group].clone()).to(device)  # LATENT -> the model's space
-                context = torch.cat([pairs.conditioning[i] for i in group]).clone().to(device)
+            for group in _batches(pairs, samples):
+                index = [i for i, _sigma in group]
+                noise = pairs.noise[index].clone().to(device)
+                latent = base.process_latent_in(pairs.latent[index].clone()).to(device)  # LATENT -> the model's space
+                context = torch.cat([pairs.conditioning[i] for i in index]).clone().to(device)
+                sigmas = torch.stack([sigma for _i, sigma in group]).to(device)
 
                 def denoised_fn(x, sigma, context=context):
                     return base.apply_model(x, sigma.to(device), c_crossattn=context).float()
 
                 with autocast:
                     if objective == "reflow":
-                        loss = flow_objectives.reflow_loss(denoised_fn, latent, noise, sigmas[group].to(device))
+                        loss = flow_objectives.reflow_loss(denoised_fn, latent, noise, sigmas)
                     else:
                         loss = flow_objectives.distill_loss(denoised_fn, latent, noise, settings.loss)
-                (loss * (len(group) / len(indices))).backward()
-                total += loss.item() * len(group) / len(indices)
+                (loss * (len(group) / len(samples))).backward()
+                total += loss.item() * len(group) / len(samples)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(total)

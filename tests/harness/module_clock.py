@@ -10,11 +10,21 @@ class ModuleClock:
     def __init__(self):
         self.seconds: dict[str, float] = {}
         self.session_start = time.monotonic()
+        self._module, self._since = None, None
 
-    def add(self, module: str, seconds: float) -> None:
-        self.seconds[module] = self.seconds.get(module, 0.0) + seconds
+    def enter(self, module: str) -> None:
+        """Called before each test's setup: a new module closes the previous one's interval."""
+        if module != self._module:
+            self.stop()
+            self._module, self._since = module, time.monotonic()
+
+    def stop(self) -> None:
+        if self._module is not None:
+            self.seconds[self._module] = self.seconds.get(self._module, 0.0) + time.monotonic() - self._since
+            self._module = None
 
     def summary(self) -> list[str]:
+        self.stop()
         total = time.monotonic() - self.session_start
         rows = sorted(self.seconds.items(), key=lambda item: -item[1])
         lines = [f"{seconds:8.1f} s  {module}" for module, seconds in rows]

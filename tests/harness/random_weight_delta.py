@@ -14,6 +14,15 @@ checkpoints are derived from the random InstaFlow fixture's single file by seede
 Both keep the LDM/CompVis key layout and fp16 values of random_models' single file (they are that
 file with some tensors changed), so stock CheckpointLoaderSimple loads them as SD1.5. Tensors with
 zero spread (fresh norm weights, zero biases) are left as they are.
+
+The recipe needs only the UNets of InstaFlow and of the base, so the folder also links them for stock
+UNETLoader (which reads a checkpoint's UNet keys only), and links InstaFlow's own text encoder and VAE
+(diffusers files) for CLIPLoader / VAELoader; no weights are written twice:
+
+        diffusion_models/sd15-base-random-unet.safetensors      -> checkpoints/sd15-base-random.safetensors
+        diffusion_models/instaflow-random-unet.safetensors      -> the InstaFlow fixture's single file
+        text_encoders/instaflow-random-text-encoder.safetensors -> its diffusers text_encoder/model.safetensors
+        vae/instaflow-random-vae.safetensors                    -> its diffusers vae weights
 Measured on the one-step 64x64 test (tests/test_weight_delta.py, alpha 1): delta with the wrong sign
 ~20/255 off, InstaFlow's text encoder and VAE instead of the finetune's ~20/255; with the reference
 alone, alpha 0.7 vs no UNet delta ~10/255 (UNET_RELATIVE 0.05 gave only ~2.6/255).
@@ -32,9 +41,13 @@ from harness import random_models
 from harness.cached_fixture import ensure_built, script_main
 
 FAMILY = "instaflow-random-weight-delta"
-VERSION = 1
+VERSION = 2
 BASE_NAME = "sd15-base-random.safetensors"
 FINETUNE_NAME = "sd15-finetune-random.safetensors"
+BASE_UNET_NAME = "sd15-base-random-unet.safetensors"
+INSTAFLOW_UNET_NAME = "instaflow-random-unet.safetensors"
+INSTAFLOW_TEXT_ENCODER_NAME = "instaflow-random-text-encoder.safetensors"
+INSTAFLOW_VAE_NAME = "instaflow-random-vae.safetensors"
 SEED = 20231015
 
 UNET_RELATIVE = 0.2
@@ -51,6 +64,11 @@ class RandomWeightDelta:
     models_root: Path  # has checkpoints/
     base: Path  # "SD1.5"
     finetune: Path  # "dreamshaper-7"
+    # Names for the split loaders (links, see the module docstring)
+    base_unet: str = BASE_UNET_NAME
+    instaflow_unet: str = INSTAFLOW_UNET_NAME
+    instaflow_text_encoder: str = INSTAFLOW_TEXT_ENCODER_NAME
+    instaflow_vae: str = INSTAFLOW_VAE_NAME
 
 
 def ensure_random_weight_delta(instaflow: random_models.RandomInstaFlow) -> RandomWeightDelta:
@@ -97,6 +115,18 @@ def _build(models_root: Path, instaflow_file: str) -> None:
             state = {key: _perturbed(source.get_tensor(key), _relative_change(key, recipe), generator) for key in keys}
             save_file(state, str(models_root / "checkpoints" / name), metadata=metadata)
             del state
+    pipeline = Path(instaflow_file).parent.parent / "diffusers" / Path(instaflow_file).stem
+    links = {
+        ("diffusion_models", BASE_UNET_NAME): Path("..") / "checkpoints" / BASE_NAME,
+        ("diffusion_models", INSTAFLOW_UNET_NAME): Path(instaflow_file).resolve(),
+        ("text_encoders", INSTAFLOW_TEXT_ENCODER_NAME): (pipeline / "text_encoder" / "model.safetensors").resolve(),
+        ("vae", INSTAFLOW_VAE_NAME): (pipeline / "vae" / "diffusion_pytorch_model.safetensors").resolve(),
+    }
+    for (folder, name), target in links.items():
+        (models_root / folder).mkdir(exist_ok=True)
+        (models_root / folder / name).symlink_to(target)
+        if not (models_root / folder / name).is_file():
+            raise FileNotFoundError(f"{models_root / folder / name} -> {target}: the link's target is missing")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ PROMPT = "a lighthouse on a cliff at sunset, highly detailed"
 NEGATIVE = "blurry, low quality"
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_workflows" / "instaflow_sdxl_refiner.json"
 LOADERS = {"InstaFlowLoader", "CheckpointLoaderSimple"}
+# The template loads InstaFlow from its split files (UNet, text encoder, VAE: one model, three loaders)
+# and the refiner from its checkpoint.
+SPLIT_LOADERS = {"UNETLoader", "CLIPLoader", "VAELoader"}
+SPLIT_FILES = "the split-file loaders"
 SAMPLERS = {"InstaFlowSampler", "KSampler"}
 
 
@@ -151,11 +155,14 @@ def test_instaflow_stage_in_the_chain_equals_instaflow_alone(comfy_server, insta
 
 
 def _loader_of(api: dict, link) -> str:
-    """The loader node a MODEL / VAE / LATENT link comes from, following model and samples inputs."""
+    """The model a MODEL / VAE / LATENT link comes from, following model and samples inputs: its loader node,
+    or SPLIT_FILES for the split-file loaders, which load one model together."""
     node_id = link[0]
     node = api[node_id]
     if node["class_type"] in LOADERS:
         return node_id
+    if node["class_type"] in SPLIT_LOADERS:
+        return SPLIT_FILES
     for name in ("model", "samples"):
         if name in node["inputs"]:
             return _loader_of(api, node["inputs"][name])
@@ -165,7 +172,8 @@ def _loader_of(api: dict, link) -> str:
 def test_example_workflow_gives_each_model_its_own_vae(comfy_server):
     api = ui_to_api(json.loads(EXAMPLE.read_text()), comfy_server.object_info())
     families = {node_id: node["inputs"]["ckpt_name"] for node_id, node in api.items() if node["class_type"] in LOADERS}
-    assert len(families) == 2
+    split = {node["class_type"] for node in api.values() if node["class_type"] in SPLIT_LOADERS}
+    assert len(families) + (split == SPLIT_LOADERS) == 2, (families, split)
     for node_id, node in api.items():
         if node["class_type"] == "VAEDecode":
             assert _loader_of(api, node["inputs"]["vae"]) == _loader_of(api, node["inputs"]["samples"]), node_id

@@ -347,7 +347,7 @@ class DeviceCheck:
         result["clutter_files"] = fixtures.CLUTTER_FILES
         result["target_ms"] = 1.0
         result["total_ms"] = result["pack_own_ms"] + result["comfy_helpers_ms"] + result["sync_ms"]  # under cProfile
-        result["meets_target"] = result["pack_ms_median"] < 1.0  # bench/pack_meter.py: no profiler
+        result["meets_target"] = result["pack_ms_median"] < result["target_ms"]  # bench/pack_meter.py: no profiler
         return result
 
     def close_inprocess(self):

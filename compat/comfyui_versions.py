@@ -28,8 +28,8 @@ def load_diffusion_model_state_dict(state_dict: dict, metadata: dict | None):
 
 # ------------------------------------------------------------------------------------------ training
 # The pieces the training nodes (training/) reuse from core's LoRA training. All of them exist in both
-# 0.3.52 and 0.3.75 (comfy/weight_adapter, comfy_extras/nodes_train.py, ModelPatcher.add_weight_wrapper /
-# set_model_compute_dtype, CLIP.encode_from_tokens_scheduled); they are probed at run time, not at import, so
+# 0.3.52 and 0.3.75 (comfy/weight_adapter, comfy_extras/nodes_train.py, ModelPatcher.set_model_compute_dtype,
+# CLIP.encode_from_tokens_scheduled); they are probed at run time, not at import, so
 # a ComfyUI without them still starts and the training node names what is missing:
 # - comfy.weight_adapter adapter_maps["LoRA"].create_train(weight, rank, alpha): core's trainable LoRA module
 #   (lora_up, lora_down, alpha), whose state dict is what core SaveLoRA writes and comfy/lora.py loads.
@@ -55,11 +55,11 @@ def lora_train_class():
     return lora
 
 
-def require_weight_wrappers(model) -> None:
-    for method in ("add_weight_wrapper", "set_model_compute_dtype"):
-        if not hasattr(model, method):
-            raise MissingComfyFeature(
-                f"this ComfyUI's ModelPatcher has no {method}() (needed to train adapters); update ComfyUI (0.3.75 has it)")
+def require_compute_dtype(model) -> None:
+    if not hasattr(model, "set_model_compute_dtype"):
+        raise MissingComfyFeature(
+            "this ComfyUI's ModelPatcher has no set_model_compute_dtype() (needed to train in another dtype); "
+            "update ComfyUI (0.3.75 has it)")
 
 
 def gradient_checkpointing(diffusion_model):

@@ -29,8 +29,8 @@ import folder_paths
 from ..model_loaders.architecture import require_sd15_model
 from ..samplers import flow_objectives
 from ..samplers.comfyui.model_sampling import flow_family, is_instaflow_patched
-from ..compat.comfyui_versions import gradient_checkpointing
-from .lora_adapters import create_loras, lora_forward_path, lora_state, trainable_base_weights, with_loras_on_weights
+from ..compat.comfyui_versions import gradient_checkpointing, require_compute_dtype
+from .lora_adapters import create_loras, lora_forward_path, lora_state, trainable_base_weights, with_lora_applied
 from .pairs_file import FlowPairs
 from .teacher_pairs import model_identity
 
@@ -84,6 +84,7 @@ def train_flow_lora(model, pairs: FlowPairs, objective: str, settings: TrainSett
     training_dtype, lora_dtype = DTYPES[settings.training_dtype], DTYPES[settings.lora_dtype]
     patcher = model.clone()
     if training_dtype != (patcher.model.manual_cast_dtype or patcher.model.get_dtype()):
+        require_compute_dtype(patcher)
         patcher.set_model_compute_dtype(training_dtype)  # (it also makes every layer cast its weights: only if needed)
     comfy.model_management.load_models_gpu([patcher], memory_required=1e20, force_full_load=True)
     with torch.inference_mode(False):
@@ -108,7 +109,7 @@ def train_flow_lora(model, pairs: FlowPairs, objective: str, settings: TrainSett
         logging.warning("%s: interrupted after %d of %d steps; the LoRA trained so far is in %s",
                         who, len(losses), settings.steps, path)
         raise comfy.model_management.InterruptProcessingException()
-    return with_loras_on_weights(model, loras), lora, {"loss": losses}, len(losses)
+    return with_lora_applied(model, lora), lora, {"loss": losses}, len(losses)
 
 
 def _batches(pairs: FlowPairs, samples: list) -> list[list]:

@@ -7,10 +7,9 @@ within 2/255. The last tests break one part of the convention and must fail by a
 """
 import numpy as np
 import pytest
-import torch
 
+from harness.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
 from harness.graphs import Graph, decode_and_save, encode
-from harness.measurements import record
 from harness.reference_rf import ReferenceInstaFlow, to_uint8
 
 # Also runs on the oldest supported ComfyUI (.ci/run).
@@ -20,8 +19,6 @@ SEED = 1234
 SIZE = 64
 PROMPT = "a photograph of an astronaut riding a horse"
 NEGATIVE = "blurry, low quality"
-TOLERANCE = 2 / 255
-WIDE_MARGIN = 4 * TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -29,29 +26,14 @@ def reference(instaflow_models):
     return ReferenceInstaFlow(instaflow_models.diffusers_dir)
 
 
-def comfy_noise(seed: int, batch: int = 1) -> torch.Tensor:
-    """ComfyUI's KSampler noise: torch.manual_seed(seed), then randn of the latent shape on the CPU."""
-    return torch.randn((batch, 4, SIZE // 8, SIZE // 8), generator=torch.Generator().manual_seed(seed))
-
-
-def mean_abs_difference(ours: list, expected: np.ndarray) -> float:
-    ours = np.stack(ours).astype(np.float64)
-    assert ours.shape == expected.shape, (ours.shape, expected.shape)
-    return float(np.abs(ours - expected.astype(np.float64)).mean() / 255)
-
-
-def max_abs_difference(ours: list, expected: np.ndarray) -> int:
-    return int(np.abs(np.stack(ours).astype(np.int16) - expected.astype(np.int16)).max())
-
-
-def record_difference(label: str, ours: list, expected: np.ndarray) -> float:
-    diff = mean_abs_difference(ours, expected)
-    record(label, f"mean {diff * 255:.4f}/255, max {max_abs_difference(ours, expected)}/255")
-    return diff
-
-
 def reference_image(reference, batch=1, **kwargs) -> np.ndarray:
-    return to_uint8(reference.generate(PROMPT, comfy_noise(SEED, batch), **kwargs))
+    return to_uint8(reference.generate(PROMPT, comfy_noise(SEED, batch, SIZE), **kwargs))
+
+
+@pytest.fixture(scope="module")
+def one_step_reference(reference) -> np.ndarray:
+    """The one-step reference image, computed once for the graphs that must all equal it (or miss it)."""
+    return reference_image(reference)
 
 
 def run(server, graph: Graph, save) -> list:
@@ -98,19 +80,19 @@ def sampler_custom_graph(models, steps, cfg) -> tuple[Graph, object]:
     return g, decode_and_save(g, sampled[0], ckpt[2], "sampler_custom")
 
 
-def test_instaflow_loader_and_sampler_equal_reference_one_step(comfy_server, instaflow_models, reference):
+def test_instaflow_loader_and_sampler_equal_reference_one_step(comfy_server, instaflow_models, one_step_reference):
     g, save = instaflow_loader_graph(instaflow_models)
     ours = run(comfy_server, g, save)
-    diff = record_difference("InstaFlowLoader(diffusers)+InstaFlowSampler 1 step", ours, reference_image(reference))
+    diff = record_difference("InstaFlowLoader(diffusers)+InstaFlowSampler 1 step", ours, one_step_reference)
     assert diff <= TOLERANCE
 
 
 @pytest.mark.parametrize("sampler_name, scheduler", [("rectified_flow", "instaflow"), ("euler", "simple")])
-def test_stock_ksampler_on_patched_checkpoint_equals_reference(comfy_server, instaflow_models, reference, sampler_name, scheduler):
+def test_stock_ksampler_on_patched_checkpoint_equals_reference(comfy_server, instaflow_models, one_step_reference, sampler_name, scheduler):
     g, save = checkpoint_ksampler_graph(instaflow_models, sampler_name, scheduler)
     ours = run(comfy_server, g, save)
     label = f"CheckpointLoaderSimple+ModelSamplingInstaFlow+KSampler {sampler_name}/{scheduler}"
-    diff = record_difference(label, ours, reference_image(reference))
+    diff = record_difference(label, ours, one_step_reference)
     assert diff <= TOLERANCE
 
 
@@ -132,8 +114,8 @@ def test_batch_of_two_equals_reference_with_comfyui_batch_noise(comfy_server, in
 
 
 @pytest.mark.parametrize("variant", ["flipped_sign", "timestep_reversed", "timestep_unscaled"])
-def test_broken_convention_fails_the_comparison_by_a_wide_margin(comfy_server, instaflow_models, reference, variant):
+def test_broken_convention_fails_the_comparison_by_a_wide_margin(comfy_server, instaflow_models, one_step_reference, variant):
     g, save = checkpoint_ksampler_graph(instaflow_models, "rectified_flow", "instaflow", variant=variant)
     ours = run(comfy_server, g, save)
-    diff = record_difference(f"broken variant {variant}", ours, reference_image(reference))
+    diff = record_difference(f"broken variant {variant}", ours, one_step_reference)
     assert diff > WIDE_MARGIN

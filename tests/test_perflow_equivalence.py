@@ -81,14 +81,21 @@ def sampler_custom_graph(models, steps=4):
 
 
 @pytest.fixture(scope="module")
+def official_reference_image(reference) -> np.ndarray:
+    """The reference at the official settings, computed once for the graphs that must all equal it."""
+    return expected(reference)
+
+
+@pytest.fixture(scope="module")
 def official_settings_image(comfy_server, perflow_sd15_models) -> list:
     """The diff_eps, 4 steps, cfg 4.5 graph's image (shared by the equivalence and broken-variant tests)."""
     return run(comfy_server, *checkpoint_graph(perflow_sd15_models))
 
 
-def test_checkpoint_loader_model_sampling_and_ksampler_equal_official_4_steps(official_settings_image, reference):
+def test_checkpoint_loader_model_sampling_and_ksampler_equal_official_4_steps(official_settings_image,
+                                                                              official_reference_image):
     diff = record_difference("PeRFlow SD1.5 CheckpointLoaderSimple+ModelSamplingPeRFlow+KSampler euler/perflow, "
-                             "diff_eps 4 steps cfg 4.5", official_settings_image, expected(reference))
+                             "diff_eps 4 steps cfg 4.5", official_settings_image, official_reference_image)
     assert diff <= TOLERANCE
 
 
@@ -106,16 +113,16 @@ def test_other_prediction_types_equal_official(comfy_server, perflow_sd15_models
     assert diff <= TOLERANCE
 
 
-def test_perflow_loader_on_a_diffusers_folder_equals_official(comfy_server, perflow_sd15_models, reference):
+def test_perflow_loader_on_a_diffusers_folder_equals_official(comfy_server, perflow_sd15_models, official_reference_image):
     ours = run(comfy_server, *loader_graph(perflow_sd15_models.name))
-    diff = record_difference("PeRFlowLoader(diffusers folder)+KSampler euler/perflow 4 steps", ours, expected(reference))
+    diff = record_difference("PeRFlowLoader(diffusers folder)+KSampler euler/perflow 4 steps", ours, official_reference_image)
     assert diff <= TOLERANCE
 
 
-def test_perflow_loader_on_a_single_file_equals_official(comfy_server, perflow_sd15_models, reference):
+def test_perflow_loader_on_a_single_file_equals_official(comfy_server, perflow_sd15_models, official_reference_image):
     ours = run(comfy_server, *loader_graph(perflow_sd15_models.single_file.name))
     diff = record_difference("PeRFlowLoader(single file in checkpoints/)+KSampler euler/perflow 4 steps", ours,
-                             expected(reference))
+                             official_reference_image)
     assert diff <= TOLERANCE
 
 
@@ -127,15 +134,15 @@ def test_batch_of_two_equals_official_with_comfyui_batch_noise(comfy_server, per
     assert np.abs(ours[0].astype(int) - ours[1].astype(int)).mean() > 255 * BROKEN_MARGIN  # two different noises
 
 
-def test_rectified_flow_sampler_with_perflow_scheduler_equals_official(comfy_server, perflow_sd15_models, reference):
+def test_rectified_flow_sampler_with_perflow_scheduler_equals_official(comfy_server, perflow_sd15_models, official_reference_image):
     ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, sampler_name="rectified_flow"))
-    diff = record_difference("PeRFlow SD1.5 KSampler rectified_flow/perflow 4 steps", ours, expected(reference))
+    diff = record_difference("PeRFlow SD1.5 KSampler rectified_flow/perflow 4 steps", ours, official_reference_image)
     assert diff <= TOLERANCE
 
 
-def test_sampler_custom_with_perflow_scheduler_equals_official(comfy_server, perflow_sd15_models, reference):
+def test_sampler_custom_with_perflow_scheduler_equals_official(comfy_server, perflow_sd15_models, official_reference_image):
     ours = run(comfy_server, *sampler_custom_graph(perflow_sd15_models))
-    diff = record_difference("PeRFlow SD1.5 SamplerCustom+euler+PeRFlowScheduler 4 steps", ours, expected(reference))
+    diff = record_difference("PeRFlow SD1.5 SamplerCustom+euler+PeRFlowScheduler 4 steps", ours, official_reference_image)
     assert diff <= TOLERANCE
 
 

@@ -1,6 +1,6 @@
 """Shared pieces of ours-vs-reference comparisons: ComfyUI's seeded noise and 8-bit image differences.
 
-The same definitions as in tests/test_equivalence.py, importable by other test modules.
+One definition for every test module.
 """
 from __future__ import annotations
 

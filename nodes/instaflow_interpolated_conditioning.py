@@ -1,10 +1,12 @@
 from comfy_api.v0_0_2 import io
 
 from ..samplers.conditioning_interpolation import interpolate_conditioning
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowInterpolatedConditioning(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="InstaFlowInterpolatedConditioning", display_name="InstaFlow Interpolated Conditioning (prompt A to B)",

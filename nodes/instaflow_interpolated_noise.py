@@ -1,10 +1,12 @@
 from comfy_api.v0_0_2 import io
 
 from ..samplers.comfyui.interpolated_noise import InterpolatedNoise
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowInterpolatedNoise(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="InstaFlowInterpolatedNoise", display_name="InstaFlow Interpolated Noise (slerp between seeds)",

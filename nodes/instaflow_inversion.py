@@ -1,10 +1,12 @@
 from comfy_api.v0_0_2 import io
 
 from ..samplers.comfyui.inversion_sampling import invert_latent
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowInversion(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="InstaFlowInversion", display_name="InstaFlow Inversion (image to noise, for editing)",

@@ -3,15 +3,17 @@ from comfy_api.v0_0_2 import io
 
 from ..training.pairs_file import folder_signature, list_pairs_sets, pairs_folder
 from ..training.teacher_pairs import open_pairs
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowLoadPairs(io.ComfyNode):
     @classmethod
-    def define_schema(cls):
+    @schema_kept_while(lambda: list_pairs_sets(folder_paths.get_output_directory()))
+    def define_schema(cls, pairs_sets):
         return io.Schema(
             node_id="InstaFlowLoadPairs", display_name="InstaFlow Load Pairs", category="InstaFlow/training",
             description="Loads a set of training pairs made by InstaFlow Make Pairs (output/instaflow_pairs/<name>/).",
-            inputs=[io.Combo.Input("pairs_name", options=list_pairs_sets(folder_paths.get_output_directory()),
+            inputs=[io.Combo.Input("pairs_name", options=pairs_sets,
                                    tooltip="A folder of output/instaflow_pairs.")],
             outputs=[io.Custom("INSTAFLOW_PAIRS").Output(
                 display_name="pairs", tooltip="Every pair of the set, for the Train Reflow / Distill LoRA nodes.")])

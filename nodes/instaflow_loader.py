@@ -4,16 +4,18 @@ from ..model_loaders.checkpoint import load_checkpoint
 from ..model_loaders.model_fingerprint import model_fingerprint
 from ..model_loaders.model_folders import INSTAFLOW, list_models, listed_or_reason
 from ..samplers.comfyui.model_sampling import patch_instaflow_sampling
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowLoader(io.ComfyNode):
     @classmethod
-    def define_schema(cls):
+    @schema_kept_while(lambda: list_models(INSTAFLOW))
+    def define_schema(cls, models):
         return io.Schema(
             node_id="InstaFlowLoader", display_name="Load InstaFlow Checkpoint", category="InstaFlow/loaders",
             description="Loads an InstaFlow or 2-Rectified-Flow checkpoint (diffusers folder or single file), ready for "
                         "rectified-flow sampling.",
-            inputs=[io.Combo.Input("ckpt_name", options=list_models(INSTAFLOW), tooltip=(
+            inputs=[io.Combo.Input("ckpt_name", options=models, tooltip=(
                 "Diffusers folders in models/instaflow or models/diffusers (e.g. instaflow_0_9B_from_sd_1_5), "
                 "or single-file checkpoints in models/instaflow or models/checkpoints."))],
             outputs=[io.Model.Output(tooltip="The UNet, already patched for rectified-flow sampling."),

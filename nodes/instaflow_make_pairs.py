@@ -2,13 +2,15 @@ import comfy.samplers
 from comfy_api.v0_0_2 import io
 
 from ..training.teacher_pairs import make_pairs
+from .schema_cache import schema_kept_while
 
 PAIRS = io.Custom("INSTAFLOW_PAIRS")
 
 
 class InstaFlowMakePairs(io.ComfyNode):
     @classmethod
-    def define_schema(cls):
+    @schema_kept_while(lambda: (list(comfy.samplers.KSampler.SAMPLERS), list(comfy.samplers.KSampler.SCHEDULERS)))
+    def define_schema(cls, samplers_and_schedulers):
         return io.Schema(
             node_id="InstaFlowMakePairs", display_name="InstaFlow Make Pairs (teacher noise/latent/prompt)",
             category="InstaFlow/training", is_output_node=True,
@@ -29,10 +31,10 @@ class InstaFlowMakePairs(io.ComfyNode):
                 io.Int.Input("pairs_per_prompt", default=1, min=1, max=100000, tooltip="How many seeds (pairs) per prompt."),
                 io.Int.Input("width", default=512, min=64, max=4096, step=8, tooltip="Image width of the pairs (512 for SD1.5)."),
                 io.Int.Input("height", default=512, min=64, max=4096, step=8, tooltip="Image height of the pairs (512 for SD1.5)."),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="euler",
+                io.Combo.Input("sampler_name", options=samplers_and_schedulers[0], default="euler",
                                tooltip="The teacher's sampler. Deterministic ones (euler, dpmpp_2m, ...) give the noise -> "
                                        "image map reflow straightens."),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, default="normal",
+                io.Combo.Input("scheduler", options=samplers_and_schedulers[1], default="normal",
                                tooltip="The teacher's scheduler (instaflow for a 2-RF teacher)."),
                 io.Int.Input("steps", default=25, min=1, max=10000, tooltip="The teacher's steps."),
                 io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,

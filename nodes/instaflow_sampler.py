@@ -1,10 +1,12 @@
 from comfy_api.v0_0_2 import io
 
 from ..samplers.comfyui.instaflow_sampling import sample_instaflow
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowSampler(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="InstaFlowSampler", display_name="InstaFlow Sampler", category="InstaFlow/sampling",

@@ -1,10 +1,12 @@
 from comfy_api.v0_0_2 import io
 
 from ..samplers.comfyui.schedules import instaflow_sigmas_for_model
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowScheduler(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="InstaFlowScheduler", display_name="InstaFlow Scheduler", category="InstaFlow/sampling",

@@ -3,10 +3,12 @@ from comfy_api.v0_0_2 import io
 from ..samplers.flow_objectives import DISTILL_LOSSES
 from ..training.lora_training import TrainSettings, train_flow_lora
 from .lora_training_inputs import training_inputs, training_outputs
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowTrainDistillLoRA(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="InstaFlowTrainDistillLoRA", display_name="InstaFlow Train Distill LoRA (one step)",

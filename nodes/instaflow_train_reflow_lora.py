@@ -2,10 +2,12 @@ from comfy_api.v0_0_2 import io
 
 from ..training.lora_training import TrainSettings, train_flow_lora
 from .lora_training_inputs import training_inputs, training_outputs
+from .schema_cache import schema_kept_while
 
 
 class InstaFlowTrainReflowLoRA(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="InstaFlowTrainReflowLoRA", display_name="InstaFlow Train Reflow LoRA (2-Rectified Flow)",

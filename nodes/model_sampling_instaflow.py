@@ -2,10 +2,12 @@ from comfy_api.v0_0_2 import io
 
 from ..samplers.comfyui.architecture_warning import UI_KEY, patch_with_architecture_warning
 from ..samplers.comfyui.model_sampling import patch_instaflow_sampling
+from .schema_cache import schema_kept_while
 
 
 class ModelSamplingInstaFlow(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="ModelSamplingInstaFlow", display_name="Model Sampling InstaFlow (Rectified Flow)",

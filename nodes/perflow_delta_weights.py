@@ -4,11 +4,13 @@ from ..model_loaders.delta_weights import apply_unet_delta
 from ..model_loaders.model_fingerprint import model_fingerprint
 from ..model_loaders.model_folders import DELTAS, PERFLOW, list_models, listed_or_reason
 from ..samplers.comfyui.model_sampling import patch_perflow_sampling
+from .schema_cache import schema_kept_while
 
 
 class PeRFlowDeltaWeights(io.ComfyNode):
     @classmethod
-    def define_schema(cls):
+    @schema_kept_while(lambda: list_models(PERFLOW, DELTAS))
+    def define_schema(cls, deltas):
         return io.Schema(
             node_id="PeRFlowDeltaWeights", display_name="Apply PeRFlow Delta Weights (any SD1.5 finetune)",
             category="InstaFlow/PeRFlow",
@@ -17,7 +19,7 @@ class PeRFlowDeltaWeights(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="An SD1.5 model (any finetune, e.g. DreamShaper from Load Checkpoint), "
                                                 "with LoRAs applied before or after as you like."),
-                io.Combo.Input("delta_name", options=list_models(PERFLOW, DELTAS), tooltip=(
+                io.Combo.Input("delta_name", options=deltas, tooltip=(
                     "PeRFlow delta weights in models/perflow: the hansyan/perflow-sd15-delta-weights folder (config.json "
                     "+ diffusion_pytorch_model.v0-1.safetensors; the highest-sorting variant is used) or a single "
                     ".safetensors file.")),

@@ -4,16 +4,18 @@ from ..model_loaders.checkpoint import load_checkpoint
 from ..model_loaders.model_fingerprint import model_fingerprint
 from ..model_loaders.model_folders import PERFLOW, list_models, listed_or_reason
 from ..samplers.comfyui.model_sampling import patch_perflow_official
+from .schema_cache import schema_kept_while
 
 
 class PeRFlowLoader(io.ComfyNode):
     @classmethod
-    def define_schema(cls):
+    @schema_kept_while(lambda: list_models(PERFLOW))
+    def define_schema(cls, models):
         return io.Schema(
             node_id="PeRFlowLoader", display_name="Load PeRFlow Checkpoint", category="InstaFlow/PeRFlow",
             description="Loads a PeRFlow checkpoint (SD1.5, SDXL or SD2.x; diffusers folder as published, or single "
                         "file), ready for 4-8 step sampling with KSampler euler + perflow.",
-            inputs=[io.Combo.Input("ckpt_name", options=list_models(PERFLOW), tooltip=(
+            inputs=[io.Combo.Input("ckpt_name", options=models, tooltip=(
                 "Diffusers folders in models/perflow or models/diffusers (e.g. perflow-sd15-dreamshaper, "
                 "perflow-sdxl-base with its v0-fix variant files), or single-file checkpoints in models/perflow "
                 "or models/checkpoints."))],

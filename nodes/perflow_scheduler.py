@@ -1,10 +1,12 @@
 from comfy_api.v0_0_2 import io
 
 from ..samplers.comfyui.schedules import perflow_sigmas_for_model
+from .schema_cache import schema_kept_while
 
 
 class PeRFlowScheduler(io.ComfyNode):
     @classmethod
+    @schema_kept_while()
     def define_schema(cls):
         return io.Schema(
             node_id="PeRFlowScheduler", display_name="PeRFlow Scheduler", category="InstaFlow/PeRFlow",

@@ -10,11 +10,9 @@ from here; the layout is the standard one the hub tags as diffusers + safetensor
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -7,7 +7,6 @@ summary prints the peak and each part's own high-water mark.
 from __future__ import annotations
 
 import threading
-import time
 
 import psutil
 

@@ -52,7 +52,7 @@ if __package__ in (None, ""):  # run as the build script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.cached_fixture import ensure_built, script_main
-from harness.comfyui_source import cache_root, comfyui_path
+from harness.comfyui_source import comfyui_path
 
 RECIPE_TAG = "instaflow-random-sd15-v3"
 NAME = "instaflow-random-sd15"
@@ -142,10 +142,6 @@ class RandomInstaFlow:
     diffusers_dir: Path  # models_root/diffusers/<name>
     single_file: Path  # models_root/checkpoints/<name>.safetensors
     name: str
-
-
-def fixture_dir() -> Path:
-    return cache_root() / "fixtures" / RECIPE_TAG
 
 
 def _describe(models_root: Path) -> RandomInstaFlow:

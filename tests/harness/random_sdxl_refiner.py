@@ -37,7 +37,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as the build script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.comfyui_source import cache_root, comfyui_path
+from harness.comfyui_source import comfyui_path
 from harness.random_models import VAE_CONFIG, condition_vae
 from harness.cached_fixture import ensure_built, script_main
 
@@ -96,10 +96,6 @@ class RandomSDXLRefiner:
     models_root: Path  # has checkpoints/, like ComfyUI's models folder
     single_file: Path  # models_root/checkpoints/<name>.safetensors
     name: str
-
-
-def fixture_dir() -> Path:
-    return cache_root() / "fixtures" / RECIPE_TAG
 
 
 def _describe(models_root: Path) -> RandomSDXLRefiner:

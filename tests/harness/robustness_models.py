@@ -37,7 +37,6 @@ allocate the full-size model). The build imports ComfyUI in its subprocess only.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import sys

@@ -22,8 +22,8 @@ tick), and a name that is not in the cached listing, or whose file or folder has
 is looked up again by a fresh walk before it is refused.
 
 One prompt asks for the same listing four times within milliseconds (the loader's INPUT_TYPES three
-times, validate_inputs; IS_CHANGED reads the cached listing through resolve_listed), so a listing checked less than _RECHECK_SECONDS ago is served
-without its stats. Only what the loader's menu shows can lag a change by that much: a name missing from
+times, validate_inputs; IS_CHANGED reads the cached listing through resolve_listed), so a listing
+checked less than _RECHECK_SECONDS ago is served without its stats. Only what the loader's menu shows can lag a change by that much: a name missing from
 the listing, or whose file has gone, is still looked up afresh before it is refused.
 """
 from __future__ import annotations

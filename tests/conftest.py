@@ -159,8 +159,17 @@ def comfy_server(comfyui_dir, request, tmp_path_factory):
 def _free_servers_above(threshold: int) -> None:
     for server in _SERVERS:
         if server.rss_bytes() > threshold:
-            server.free_models()
-            _wait_until_freed(server, max(threshold, BARE_SERVER_BYTES))
+            free_server_models(server, threshold)
+
+
+def free_server_models(server: ComfyServer, target: int = 0) -> None:
+    """POST /free (models unloaded, ComfyUI's output cache cleared), then wait until the memory is given back.
+
+    ComfyUI keeps the models of the previous prompt in memory while the next one loads its own: a prompt
+    that needs several large models at once (the weight-delta template's three checkpoints) then peaks with
+    the previous prompt's models on top."""
+    server.free_models()
+    _wait_until_freed(server, max(target, BARE_SERVER_BYTES))
 
 
 def _wait_until_freed(server, target: int, settle_s: float = 1.0, limit_s: float = 20.0) -> None:

@@ -1,6 +1,6 @@
 """Faults and load on a long-running server: interrupts, model files replaced on disk, many prompts.
 
-The load test queues INSTAFLOW_LOAD_PROMPTS prompts back to back (30 by default, for CI; the full
+The load test queues INSTAFLOW_LOAD_PROMPTS prompts back to back (15 by default, for CI; the full
 check is INSTAFLOW_LOAD_PROMPTS=200) and compares the server's resident memory (VmRSS) and its live
 torch tensors before and after.
 """
@@ -19,7 +19,7 @@ from harness.robustness_graphs import instaflow_graph
 from harness.server import PromptFailed
 from harness.server_checks import assert_next_prompt_succeeds, names_a_value_not_offered, rejection
 
-LOAD_PROMPTS = int(os.environ.get("INSTAFLOW_LOAD_PROMPTS", "30"))
+LOAD_PROMPTS = int(os.environ.get("INSTAFLOW_LOAD_PROMPTS", "15"))
 RSS_GROWTH_BOUND = 200 * 2**20  # bytes, over the whole run, after warm-up
 TENSOR_GROWTH_BOUND = 0  # live tensors: none may accumulate
 

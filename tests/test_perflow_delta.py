@@ -19,7 +19,7 @@ import pytest
 
 from harness.comparison import comfy_noise, record_difference
 from harness.graphs import Graph, decode_and_save, encode
-from harness.reference_perflow_delta import finetune_with_delta
+from harness.reference_perflow_delta import FinetuneWithDelta
 from harness.reference_rf import to_uint8
 
 SEED = 13579
@@ -37,14 +37,13 @@ REFERENCES = {"v0-1 strength 1": ("v0-1", 1.0), "v0-1 strength 0.5": ("v0-1", 0.
 
 @pytest.fixture(scope="module")
 def expected(perflow_sd15_models, weight_delta_models, perflow_delta_models) -> dict:
-    """{label: uint8 images} of the official recipe, one reference pipeline at a time."""
-    images = {}
-    for label, (variant, strength) in REFERENCES.items():
-        reference = finetune_with_delta(perflow_sd15_models.folder, weight_delta_models.finetune,
-                                        perflow_delta_models.folder, variant, strength)
-        images[label] = to_uint8(reference.generate(PROMPT, comfy_noise(SEED, size=SIZE), STEPS, CFG, NEGATIVE))
-        del reference
-        gc.collect()
+    """{label: uint8 images} of the official recipe, from one reference pipeline."""
+    finetune = FinetuneWithDelta(perflow_sd15_models.folder, weight_delta_models.finetune, perflow_delta_models.folder)
+    images = {label: to_uint8(finetune.pipeline(variant, strength).generate(PROMPT, comfy_noise(SEED, size=SIZE), STEPS,
+                                                                           CFG, NEGATIVE))
+              for label, (variant, strength) in REFERENCES.items()}
+    del finetune
+    gc.collect()
     return images
 
 

@@ -19,6 +19,7 @@ class MemoryWatch:
         self.peak_at = ""
         self.peak_self = 0
         self.peak_children = 0
+        self.at_peak = (0, 0)  # (test process, children) when the combined peak was sampled
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-watch", daemon=True)
         self.current_test = ""
@@ -44,7 +45,7 @@ class MemoryWatch:
         self.peak_self = max(self.peak_self, own)
         self.peak_children = max(self.peak_children, children)
         if total > self.peak_total:
-            self.peak_total, self.peak_at = total, self.current_test
+            self.peak_total, self.peak_at, self.at_peak = total, self.current_test, (own, children)
         return total
 
     def _run(self) -> None:
@@ -56,7 +57,8 @@ class MemoryWatch:
 
     def summary(self) -> list[str]:
         gib = 2 ** 30
-        return [f"peak memory, tests + server + builders together: {self.peak_total / gib:.2f} GiB (during {self.peak_at or '-'})",
+        return [f"peak memory, tests + server + builders together: {self.peak_total / gib:.2f} GiB (during {self.peak_at or '-'}): "
+                f"test process {self.at_peak[0] / gib:.2f} GiB + child processes {self.at_peak[1] / gib:.2f} GiB",
                 f"peak of the test process alone: {self.peak_self / gib:.2f} GiB; of its child processes "
                 f"(ComfyUI server, fixture builds) together: {self.peak_children / gib:.2f} GiB",
                 "budget: 16 GiB"]

@@ -25,21 +25,29 @@ from harness.reference_rf import ReferenceInstaFlow
 from harness.reference_weight_delta import use_text_encoder_and_vae_of
 
 
-@torch.no_grad()
-def finetune_with_delta(sd15_dir: Path, finetune_file: Path, delta_folder: Path, variant: str,
-                        strength: float = 1.0) -> ReferencePeRFlowSD15:
-    """The finetune's pipeline (UNet, text encoder, VAE) with strength * dW merged into its UNet."""
-    modules = ReferenceInstaFlow(sd15_dir)  # SD1.5 configs and tokenizer; every weight is replaced below
-    finetune = load_file(str(finetune_file))
-    modules.unet.load_state_dict(convert_ldm_unet_checkpoint(finetune, dict(modules.unet.config)))
-    use_text_encoder_and_vae_of(modules, finetune)
-    del finetune
-    if strength:
-        delta = UNet2DConditionModel.from_pretrained(delta_folder, torch_dtype=torch.float16, variant=variant,
-                                                     low_cpu_mem_usage=False).state_dict()
-        weights = modules.unet.state_dict()
-        if weights.keys() != delta.keys():
-            raise KeyError("the delta's UNet keys differ from the finetune's")
-        for key, weight in weights.items():
-            weight.copy_((weight.to(delta[key].dtype) + strength * delta[key]).to(weight.dtype))
-    return ReferencePeRFlowSD15(modules)
+class FinetuneWithDelta:
+    """The finetune's pipeline (UNet, text encoder, VAE), built once, with strength * dW of any variant merged
+    into its UNet on request: each merge starts again from the finetune's own UNet weights, read back from its
+    file, so one pipeline serves every variant and strength (building one costs several seconds)."""
+
+    @torch.no_grad()
+    def __init__(self, sd15_dir: Path, finetune_file: Path, delta_folder: Path):
+        self.modules = ReferenceInstaFlow(sd15_dir)  # SD1.5 configs and tokenizer; every weight is replaced
+        self.finetune_file, self.delta_folder = finetune_file, delta_folder
+        finetune = load_file(str(finetune_file))
+        use_text_encoder_and_vae_of(self.modules, finetune)
+        del finetune
+
+    @torch.no_grad()
+    def pipeline(self, variant: str, strength: float = 1.0) -> ReferencePeRFlowSD15:
+        unet = self.modules.unet
+        unet.load_state_dict(convert_ldm_unet_checkpoint(load_file(str(self.finetune_file)), dict(unet.config)))
+        if strength:
+            delta = UNet2DConditionModel.from_pretrained(self.delta_folder, torch_dtype=torch.float16, variant=variant,
+                                                         low_cpu_mem_usage=False).state_dict()
+            weights = unet.state_dict()
+            if weights.keys() != delta.keys():
+                raise KeyError("the delta's UNet keys differ from the finetune's")
+            for key, weight in weights.items():
+                weight.copy_((weight.to(delta[key].dtype) + strength * delta[key]).to(weight.dtype))
+        return ReferencePeRFlowSD15(self.modules)

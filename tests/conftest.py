@@ -13,10 +13,12 @@ from harness.memory_watch import MemoryWatch
 from harness.module_clock import ModuleClock
 from harness.pack_identity import PACK_NAME
 from harness.server import ComfyServer
+from harness.server_work import server_work
 
 MEMORY = MemoryWatch()
 CLOCK = ModuleClock()
 _SERVERS: list[ComfyServer] = []
+_MAIN_SERVER_LOGS: list[Path] = []  # the session server's log, read for the summary after it stopped
 # After a test module, a server holding more than this lets go of its models (POST /free), so that the
 # suite's peak stays under its budget; below it, the next module reuses what is loaded.
 FREE_ABOVE_BYTES = int(float(os.environ.get("INSTAFLOW_FREE_ABOVE_GIB", "5")) * 2 ** 30)
@@ -149,6 +151,7 @@ def comfy_server(comfyui_dir, request, tmp_path_factory):
     server = ComfyServer(roots, packs, tmp_path_factory.mktemp("comfy_server"), comfyui_dir=comfyui_dir)
     server.start()  # raises ServerError with the log tail if the server dies or never answers
     _SERVERS.append(server)
+    _MAIN_SERVER_LOGS.append(server.log_path)
     try:
         yield server
     finally:
@@ -246,6 +249,11 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("memory")
     for line in MEMORY.summary():
         terminalreporter.write_line(line)
+    for log_path in _MAIN_SERVER_LOGS:
+        line = server_work(log_path)
+        if line:
+            terminalreporter.section("main server's work")
+            terminalreporter.write_line(line)
     CLOCK.stop()
     if CLOCK.seconds:
         terminalreporter.section("time per test module")

@@ -24,7 +24,8 @@ EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 TEST_SIZE = 64  # the random-weight model runs any size; small keeps CPU time down
 # Templates that hold three SD1.5 models at once (about 14.8 GiB in the server on its own) run on a server
 # that first lets go of the previous template's models, which ComfyUI would otherwise keep while they load
-# (measured: 15.5-15.6 GiB in the server, 16.2-16.4 GiB with the test process, over the 16 GiB budget).
+# (measured: 15.5-15.6 GiB in the server, 16.2-16.4 GiB with the test process, over the 16 GiB budget;
+# freed first, 14.9 GiB in the server and 15.7 GiB in all).
 MEMORY_HEAVY = {"instaflow_weight_delta"}
 LORA_EXAMPLE_NAME = "my_sd15_style_lora.safetensors"  # the user's own LoRA: nothing to declare or download
 # Folder loaders: the official diffusers folder a template names -> the random test model standing in.

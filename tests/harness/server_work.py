@@ -1,6 +1,6 @@
 """What the suite's main ComfyUI server spent its time on, read from its log after the run: how many prompts it
 executed and in how many seconds ("Prompt executed in ..." lines), and how many diffusion models it loaded
-("model weight dtype ..." lines, one per UNet load). Printed in the summary so that a CI log shows how much of
+("model weight dtype ..." lines, logged once per diffusion model ComfyUI builds). Printed in the summary so that a CI log shows how much of
 the run is server work and how often models are reloaded."""
 from __future__ import annotations
 

@@ -162,17 +162,8 @@ def comfy_server(comfyui_dir, request, tmp_path_factory):
 def _free_servers_above(threshold: int) -> None:
     for server in _SERVERS:
         if server.rss_bytes() > threshold:
-            free_server_models(server, threshold)
-
-
-def free_server_models(server: ComfyServer, target: int = 0) -> None:
-    """POST /free (models unloaded, ComfyUI's output cache cleared), then wait until the memory is given back.
-
-    ComfyUI keeps the models of the previous prompt in memory while the next one loads its own: a prompt
-    that needs several large models at once (the weight-delta template's three checkpoints) then peaks with
-    the previous prompt's models on top."""
-    server.free_models()
-    _wait_until_freed(server, max(target, BARE_SERVER_BYTES))
+            server.free_models()
+            _wait_until_freed(server, max(threshold, BARE_SERVER_BYTES))
 
 
 def _wait_until_freed(server, target: int, settle_s: float = 1.0, limit_s: float = 20.0) -> None:
@@ -204,6 +195,16 @@ def free_memory_between_modules(request):
     yield
     gc.collect()
     _free_servers_above(FREE_ABOVE_BYTES)
+
+
+@pytest.fixture(autouse=True)
+def free_memory_before_a_heavy_test(request):
+    """A single test marked memory_heavy (its prompt holds several large models, in a module whose other tests do
+    not) starts on a server that holds no models. ComfyUI does not give back all of the previous prompt's model
+    memory before the next prompt loads its own (docs/comfyui-internals.md, the output cache), so such a prompt
+    would otherwise peak with the previous prompt's model on top."""
+    if request.node.get_closest_marker("memory_heavy"):
+        _free_servers_above(0)
 
 
 def pytest_collection_modifyitems(config, items):

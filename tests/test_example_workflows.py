@@ -22,10 +22,9 @@ from harness.ui_workflow import VIRTUAL_NODES, ui_to_api
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 TEST_SIZE = 64  # the random-weight model runs any size; small keeps CPU time down
-# Templates that hold three SD1.5 models at once (about 14.8 GiB in the server on its own) run on a server
-# that first lets go of the previous template's models, which ComfyUI would otherwise keep while they load
-# (measured: 15.5-15.6 GiB in the server, 16.2-16.4 GiB with the test process, over the 16 GiB budget;
-# freed first, 14.9 GiB in the server and 15.7 GiB in all).
+# Templates that hold three SD1.5 models at once (about 14.8 GiB in the server on its own) are marked
+# memory_heavy: they run on a server that first lets go of the previous template's models (measured without it:
+# 15.5-15.6 GiB in the server, 16.2-16.4 GiB with the test process, over the 16 GiB budget; with it, 14.9 and 15.7).
 MEMORY_HEAVY = {"instaflow_weight_delta"}
 LORA_EXAMPLE_NAME = "my_sd15_style_lora.safetensors"  # the user's own LoRA: nothing to declare or download
 # Folder loaders: the official diffusers folder a template names -> the random test model standing in.
@@ -328,7 +327,8 @@ def template_models(comfy_server, scratch_models, instaflow_models, controlnet_m
         yield links
 
 
-@pytest.mark.parametrize("path", SERVER_EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.memory_heavy) if p.stem in MEMORY_HEAVY else p
+                                  for p in SERVER_EXAMPLES], ids=lambda p: p.stem)
 def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models, lora_models, template_models, path):
     workflow = load(path)
     missing = [e["name"] for e in declared_models(workflow) if e["name"] not in template_models]
@@ -339,8 +339,6 @@ def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models
                               folder_stand_ins={"instaflow_0_9B_from_sd_1_5": instaflow_models.name,
                                                 "2_rectified_flow_from_sd_1_5": instaflow_models.name,
                                                 **perflow_stand_ins(object_info, instaflow_models)})
-    if path.stem in MEMORY_HEAVY:
-        conftest.free_server_models(comfy_server)
     outputs = comfy_server.run(prompt, timeout=600)
     saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
     assert saved, f"{path.name} has no SaveImage node"

@@ -25,9 +25,9 @@ def assert_next_prompt_succeeds(server, model_name: str) -> np.ndarray:
     """Runs the smallest valid InstaFlow prompt; the server must still be up and produce a normal image."""
     assert server.proc is not None and server.proc.poll() is None, "the ComfyUI server process died"
     g, save = instaflow_graph(model_name, prefix="still_works")
-    [loader] = [node for node in g.api().values() if node["class_type"] == "InstaFlowLoader"]
-    _recovery_loader[server] = loader
-    [image] = server.images(server.run(g.api(), timeout=300), save.id)
+    api = g.api()
+    [_recovery_loader[server]] = [node for node in api.values() if node["class_type"] == "InstaFlowLoader"]
+    [image] = server.images(server.run(api, timeout=300), save.id)
     assert image.shape == (SIZE, SIZE, 3)
     assert 10 < image.mean() < 245 and image.std() > 1, "the image after the failure is not a normal image"
     return image

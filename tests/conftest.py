@@ -43,10 +43,19 @@ def instaflow_models():
     return ensure_random_instaflow()
 
 
+@pytest.fixture(scope="session")
+def reduced_instaflow():
+    """A reduced SD1.5 stand-in (a tenth of the UNet, loadable as a single file; harness/reduced_sd15.py) for
+    the modules whose behaviour does not depend on the UNet's size. Reads like instaflow_models."""
+    from harness.reduced_sd15 import ensure_reduced_instaflow
+
+    return ensure_reduced_instaflow()
+
+
 # Session fixtures that return an object with a `.models_root` (a folder with checkpoints/,
 # controlnet/, loras/, ... subfolders) to show to the server. Add a fixture's name here to make its
 # models loadable by name in server tests; each is built once and cached outside the repository.
-MODEL_FIXTURES = ["instaflow_models"]
+MODEL_FIXTURES = ["instaflow_models", "reduced_instaflow"]
 
 
 @pytest.fixture(scope="session")
@@ -73,15 +82,23 @@ def weight_delta_models(instaflow_models):
     return ensure_random_weight_delta(instaflow_models)
 
 
-MODEL_FIXTURES += ["controlnet_models", "lora_models", "weight_delta_models"]
+@pytest.fixture(scope="session")
+def reduced_weight_delta(reduced_instaflow):
+    """The same stand-ins made from the reduced SD1.5 stand-in (names prefixed "reduced-")."""
+    from harness.random_weight_delta import ensure_reduced_weight_delta
+
+    return ensure_reduced_weight_delta(reduced_instaflow)
+
+
+MODEL_FIXTURES += ["controlnet_models", "lora_models", "weight_delta_models", "reduced_weight_delta"]
 
 
 @pytest.fixture(scope="session")
-def robustness_models(instaflow_models):
+def robustness_models(reduced_instaflow):
     """Broken, foreign and hostile model files (tests/harness/robustness_models.py)."""
     from harness.robustness_models import ensure_robustness_models
 
-    return ensure_robustness_models(instaflow_models.single_file)
+    return ensure_robustness_models(reduced_instaflow.single_file)
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +143,15 @@ def perflow_sd15_models(instaflow_models):
 
 
 @pytest.fixture(scope="session")
+def reduced_perflow_sd15(reduced_instaflow):
+    """The PeRFlow SD1.5 recipe on the reduced stand-in: a single file in checkpoints/ (.name, .single_file) and
+    the reference's diffusers folder (.folder)."""
+    from harness.random_perflow_sd15 import ensure_reduced_perflow_sd15
+
+    return ensure_reduced_perflow_sd15(reduced_instaflow)
+
+
+@pytest.fixture(scope="session")
 def perflow_delta_models(instaflow_models):
     """Random perflow-sd15-delta-weights stand-in in perflow/ (.folder, .name, .variant_file(v), .single_file)."""
     from harness.random_perflow_delta import ensure_random_perflow_delta
@@ -141,7 +167,7 @@ def perflow_sdxl_models():
     return ensure_random_perflow_sdxl()
 
 
-MODEL_FIXTURES += ["perflow_sd15_models", "perflow_delta_models", "perflow_sdxl_models"]
+MODEL_FIXTURES += ["perflow_sd15_models", "reduced_perflow_sd15", "perflow_delta_models", "perflow_sdxl_models"]
 
 
 @pytest.fixture(scope="session")

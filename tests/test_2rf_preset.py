@@ -36,18 +36,18 @@ def test_preset_uses_the_documented_2rf_settings(preset):
     assert preset["negative"], "2-RF with cfg 1.5 needs a negative prompt"
 
 
-def test_preset_example_equals_the_reference_2rf_loop(comfy_server, instaflow_models, preset):
+def test_preset_example_equals_the_reference_2rf_loop(comfy_server, reduced_instaflow, preset):
     api = copy.deepcopy(preset["api"])
     for node in api.values():  # the random-weight test model, at a small size
         if node["class_type"] == "InstaFlowLoader":
-            node["inputs"]["ckpt_name"] = instaflow_models.name
+            node["inputs"]["ckpt_name"] = reduced_instaflow.name
         elif node["class_type"] == "EmptyLatentImage":
             node["inputs"]["width"] = node["inputs"]["height"] = SIZE
     (save_id,) = [k for k, n in api.items() if n["class_type"] == "SaveImage"]
     ours = comfy_server.images(comfy_server.run(api, timeout=600), save_id)
 
     settings = preset["sampler"]
-    reference = ReferenceInstaFlow(instaflow_models.diffusers_dir)
+    reference = ReferenceInstaFlow(reduced_instaflow.diffusers_dir)
     expected = to_uint8(reference.generate(preset["positive"], comfy_noise(settings["seed"], size=SIZE),
                                            steps=settings["steps"], guidance_scale=settings["cfg"],
                                            negative_prompt=preset["negative"]))

@@ -194,10 +194,10 @@ def test_pack_templates_are_listed_and_load_from_the_template_browser(comfy_page
     page.shot("2-template-loaded")
 
 
-def test_one_step_template_runs_from_the_run_button_and_shows_the_image(comfy_page, instaflow_models):
+def test_one_step_template_runs_from_the_run_button_and_shows_the_image(comfy_page, reduced_instaflow):
     page = comfy_page
     load_template(page, ONE_STEP)
-    page.set_widgets("InstaFlowLoader", ckpt_name=instaflow_models.name)  # the random-weight test model
+    page.set_widgets("InstaFlowLoader", ckpt_name=reduced_instaflow.name)  # the random-weight test model
     page.set_widgets("EmptyLatentImage", width=TEST_SIZE, height=TEST_SIZE)
     page.fit_view()
     page.run_from_ui()
@@ -210,9 +210,9 @@ def test_one_step_template_runs_from_the_run_button_and_shows_the_image(comfy_pa
 # ------------------------------------------------------------------------------ convert command
 
 
-def test_convert_command_turns_the_default_graph_into_instaflow_runs_and_undoes(comfy_page, instaflow_models):
+def test_convert_command_turns_the_default_graph_into_instaflow_runs_and_undoes(comfy_page, reduced_instaflow):
     page = comfy_page
-    original = load_default_graph(page, instaflow_models)
+    original = load_default_graph(page, reduced_instaflow)
     original_graph = page.serialized_graph()
     page.shot("1-default-graph")
 
@@ -241,9 +241,9 @@ def test_convert_command_turns_the_default_graph_into_instaflow_runs_and_undoes(
     page.shot("4-converted-run")
 
 
-def test_2rf_command_in_the_edit_menu_sets_four_steps_and_cfg_one_and_a_half(comfy_page, instaflow_models):
+def test_2rf_command_in_the_edit_menu_sets_four_steps_and_cfg_one_and_a_half(comfy_page, reduced_instaflow):
     page = comfy_page
-    original = load_default_graph(page, instaflow_models)
+    original = load_default_graph(page, reduced_instaflow)
     label = "Convert to 2-Rectified Flow (4 steps, cfg 1.5)"
     page.top_menu("Edit", "InstaFlow", label)
     page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingInstaFlow')")
@@ -254,9 +254,9 @@ def test_2rf_command_in_the_edit_menu_sets_four_steps_and_cfg_one_and_a_half(com
     page.shot("converted-2rf")
 
 
-def test_perflow_command_inserts_model_sampling_perflow_like_the_python_converter_and_runs(comfy_page, instaflow_models):
+def test_perflow_command_inserts_model_sampling_perflow_like_the_python_converter_and_runs(comfy_page, reduced_instaflow):
     page = comfy_page
-    original = load_default_graph(page, instaflow_models)  # the random SD1.5 model stands in for a PeRFlow SD1.5 one
+    original = load_default_graph(page, reduced_instaflow)  # the random SD1.5 model stands in for a PeRFlow SD1.5 one
     page.canvas_menu("Convert to PeRFlow (4 steps, cfg 4.5)")
     page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingPeRFlow')")
     page.page.get_by_text("inserted 1 ModelSamplingPeRFlow").wait_for()  # the toast
@@ -315,11 +315,11 @@ def dom_node(page: ComfyPage, node_id: int):
     return page.page.locator(f'[data-node-id="{node_id}"]')
 
 
-def test_nodes_2_0_convert_command_undo_and_warning(nodes_2_0, instaflow_models, tiny_foreign_model):
+def test_nodes_2_0_convert_command_undo_and_warning(nodes_2_0, reduced_instaflow, tiny_foreign_model):
     from playwright.sync_api import expect
 
     page = nodes_2_0
-    original = load_default_graph(page, instaflow_models)
+    original = load_default_graph(page, reduced_instaflow)
     dom_node(page, page.node_id("KSampler")).wait_for()  # nodes are DOM elements in this renderer
     page.canvas_menu("Convert to PeRFlow (4 steps, cfg 4.5)")
     page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingPeRFlow')")

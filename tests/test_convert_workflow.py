@@ -332,13 +332,13 @@ def hand_built_instaflow(models, positive: str, negative: str, seed: int, steps:
 
 
 @pytest.mark.parametrize("preset", ["instaflow", "2rf"])
-def test_converted_stock_workflow_equals_the_hand_built_instaflow_graph(comfy_server, instaflow_models, default_workflow,
+def test_converted_stock_workflow_equals_the_hand_built_instaflow_graph(comfy_server, reduced_instaflow, default_workflow,
                                                                          preset):
     seed = 20240501
-    converted, _ = convert_api_workflow(at_test_size(default_workflow, instaflow_models, seed), preset)
+    converted, _ = convert_api_workflow(at_test_size(default_workflow, reduced_instaflow, seed), preset)
     ours = comfy_server.images(comfy_server.run(converted, timeout=300), "9")[0]
     steps, cfg = (load_rules()["presets"][preset][k] for k in ("steps", "cfg"))
-    reference_graph = hand_built_instaflow(instaflow_models, default_workflow["6"]["inputs"]["text"],
+    reference_graph = hand_built_instaflow(reduced_instaflow, default_workflow["6"]["inputs"]["text"],
                                            default_workflow["7"]["inputs"]["text"], seed, steps, cfg)
     expected = comfy_server.images(comfy_server.run(reference_graph, timeout=300), "7")[0]
     assert ours.std() > 0
@@ -361,28 +361,28 @@ def hand_built_perflow(models, positive: str, negative: str, seed: int, steps: i
     }
 
 
-def test_perflow_converted_stock_workflow_runs_and_equals_the_perflow_loader_graph(comfy_server, instaflow_models,
+def test_perflow_converted_stock_workflow_runs_and_equals_the_perflow_loader_graph(comfy_server, reduced_instaflow,
                                                                                   default_workflow):
     """The random SD1.5 test model stands in for a PeRFlow SD1.5 checkpoint (same architecture)."""
     seed = 20240425
-    converted, _ = convert_api_workflow(at_test_size(default_workflow, instaflow_models, seed), "perflow")
+    converted, _ = convert_api_workflow(at_test_size(default_workflow, reduced_instaflow, seed), "perflow")
     ours = comfy_server.images(comfy_server.run(converted, timeout=300), "9")[0]
     preset = load_rules()["presets"]["perflow"]
     expected = comfy_server.images(comfy_server.run(hand_built_perflow(
-        instaflow_models, default_workflow["6"]["inputs"]["text"], default_workflow["7"]["inputs"]["text"], seed,
+        reduced_instaflow, default_workflow["6"]["inputs"]["text"], default_workflow["7"]["inputs"]["text"], seed,
         preset["steps"], preset["cfg"]), timeout=300), "7")[0]
     assert ours.std() > 0
     assert record_difference("converted default workflow (perflow) vs PeRFlowLoader+KSampler euler/perflow", ours, expected) \
         <= TOLERANCE / 4
 
 
-def test_unconverted_stock_workflow_differs_from_the_instaflow_graph(comfy_server, instaflow_models, default_workflow):
+def test_unconverted_stock_workflow_differs_from_the_instaflow_graph(comfy_server, reduced_instaflow, default_workflow):
     """The comparison above can fail: the same workflow before conversion (euler/normal, EPS) is far away."""
     seed = 20240501
-    workflow = at_test_size(default_workflow, instaflow_models, seed)
+    workflow = at_test_size(default_workflow, reduced_instaflow, seed)
     workflow["3"]["inputs"].update(steps=1, cfg=1.0)
     ours = comfy_server.images(comfy_server.run(workflow, timeout=300), "9")[0]
     expected = comfy_server.images(comfy_server.run(hand_built_instaflow(
-        instaflow_models, default_workflow["6"]["inputs"]["text"], default_workflow["7"]["inputs"]["text"], seed, 1, 1.0),
+        reduced_instaflow, default_workflow["6"]["inputs"]["text"], default_workflow["7"]["inputs"]["text"], seed, 1, 1.0),
         timeout=300), "7")[0]
     assert record_difference("unconverted default workflow (steps 1, cfg 1) vs InstaFlow graph", ours, expected) > 4 * TOLERANCE

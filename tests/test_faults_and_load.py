@@ -28,9 +28,9 @@ def sampler_id(api: dict) -> str:
     return next(node_id for node_id, node in api.items() if node["class_type"] == "InstaFlowSampler")
 
 
-def test_interrupt_stops_a_long_run_within_one_step(comfy_server, instaflow_models):
+def test_interrupt_stops_a_long_run_within_one_step(comfy_server, reduced_instaflow):
     steps = 10000  # far more than can finish: only the interrupt ends it
-    g, _ = instaflow_graph(instaflow_models.name, steps=steps, prefix="interrupted")
+    g, _ = instaflow_graph(reduced_instaflow.name, steps=steps, prefix="interrupted")
     api = g.api()
     node = sampler_id(api)
     with ProgressListener(comfy_server) as events:
@@ -56,13 +56,13 @@ def test_interrupt_stops_a_long_run_within_one_step(comfy_server, instaflow_mode
                         f"stopped {latency:.3f} s later (one step takes {step_seconds:.3f} s)")
     assert len(after) <= 1  # at most the step already under way when the interrupt arrived
     assert latency < 2 * step_seconds + 1.0
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
-def test_model_file_replaced_on_disk_is_reloaded_not_served_stale(comfy_server, instaflow_models, robustness_models,
+def test_model_file_replaced_on_disk_is_reloaded_not_served_stale(comfy_server, reduced_instaflow, robustness_models,
                                                                    scratch_models):
     name = "replace-me.safetensors"
-    path = scratch_models.add("instaflow", name, instaflow_models.single_file)
+    path = scratch_models.add("instaflow", name, reduced_instaflow.single_file)
     g, save = instaflow_graph(name, prefix="replaced")
     api = g.api()
     loader = next(i for i, n in api.items() if n["class_type"] == "InstaFlowLoader")
@@ -87,7 +87,7 @@ def test_model_file_replaced_on_disk_is_reloaded_not_served_stale(comfy_server, 
     os.remove(path)  # a file deleted while the server runs: the name is no longer offered
     [error] = rejection(comfy_server, api, loader)
     assert names_a_value_not_offered(error, api[loader]["inputs"]["ckpt_name"])
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
 def server_rss(server) -> int:
@@ -107,23 +107,23 @@ def live_tensors(server, model_name: str, nonce: int) -> tuple[int, int]:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmRSS from /proc")
-def test_many_prompts_back_to_back_complete_without_leaking(comfy_server, instaflow_models):
+def test_many_prompts_back_to_back_complete_without_leaking(comfy_server, reduced_instaflow):
     for seed in range(3):  # warm-up: model loaded, caches and allocator pools filled
-        live_tensors(comfy_server, instaflow_models.name, 10**6 + seed)
-    tensors_before, bytes_before = live_tensors(comfy_server, instaflow_models.name, 1)
+        live_tensors(comfy_server, reduced_instaflow.name, 10**6 + seed)
+    tensors_before, bytes_before = live_tensors(comfy_server, reduced_instaflow.name, 1)
     rss_before = server_rss(comfy_server)
 
     start = time.monotonic()
     ids = []
     for i in range(LOAD_PROMPTS):
-        g, _ = instaflow_graph(instaflow_models.name, seed=1000 + i, prefix="load")
+        g, _ = instaflow_graph(reduced_instaflow.name, seed=1000 + i, prefix="load")
         ids.append(comfy_server.queue(g.api()))
     for prompt_id in ids:  # raises PromptFailed on the first error
         comfy_server.wait(prompt_id, timeout=600)
     seconds = time.monotonic() - start
 
     rss_after = server_rss(comfy_server)
-    tensors_after, bytes_after = live_tensors(comfy_server, instaflow_models.name, 2)
+    tensors_after, bytes_after = live_tensors(comfy_server, reduced_instaflow.name, 2)
     record(f"load: {LOAD_PROMPTS} prompts (64x64, 1 step)",
            f"{seconds:.1f} s; server VmRSS {rss_before / 2**20:.0f} MiB -> {rss_after / 2**20:.0f} MiB "
            f"({(rss_after - rss_before) / 2**20:+.0f} MiB); live tensors {tensors_before} -> {tensors_after}, "

@@ -28,8 +28,8 @@ PROMPT = "a watercolor painting of a lighthouse on a cliff"
 
 
 @pytest.fixture(scope="module")
-def reference(instaflow_models):
-    return ReferenceInstaFlow(instaflow_models.diffusers_dir)
+def reference(reduced_instaflow):
+    return ReferenceInstaFlow(reduced_instaflow.diffusers_dir)
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +96,9 @@ def sampler_custom_graph(models, image, strength, steps):
 
 @pytest.mark.parametrize("strength", [0.5, 0.8])
 @pytest.mark.parametrize("steps", [1, 2])
-def test_instaflow_sampler_img2img_equals_reference(comfy_server, instaflow_models, reference, image_latent,
+def test_instaflow_sampler_img2img_equals_reference(comfy_server, reduced_instaflow, reference, image_latent,
                                                     input_image, strength, steps):
-    g, save = instaflow_sampler_graph(instaflow_models, input_image, strength, steps)
+    g, save = instaflow_sampler_graph(reduced_instaflow, input_image, strength, steps)
     ours = run(comfy_server, g, save)
     diff = record_difference(f"img2img InstaFlowSampler s={strength} steps={steps}", ours,
                              expected_image(reference, image_latent, strength, steps))
@@ -106,22 +106,22 @@ def test_instaflow_sampler_img2img_equals_reference(comfy_server, instaflow_mode
 
 
 @pytest.mark.parametrize("steps", [1, 2])
-def test_stock_ksampler_img2img_equals_reference_at_denoise_one_half(comfy_server, instaflow_models, reference,
+def test_stock_ksampler_img2img_equals_reference_at_denoise_one_half(comfy_server, reduced_instaflow, reference,
                                                                      image_latent, input_image, steps):
     # int(steps / 0.5) = 2 * steps sigmas of the instaflow scheduler, of which the last steps + 1 are
     # [0.5, ..., 0]: exactly the official schedule at strength 0.5.
-    g, save = stock_ksampler_graph(instaflow_models, input_image, 0.5, steps)
+    g, save = stock_ksampler_graph(reduced_instaflow, input_image, 0.5, steps)
     ours = run(comfy_server, g, save)
     diff = record_difference(f"img2img stock KSampler rectified_flow/instaflow denoise=0.5 steps={steps}", ours,
                              expected_image(reference, image_latent, 0.5, steps))
     assert diff <= TOLERANCE
 
 
-def test_stock_ksampler_one_step_at_denoise_0_8_starts_from_pure_noise(comfy_server, instaflow_models, reference,
+def test_stock_ksampler_one_step_at_denoise_0_8_starts_from_pure_noise(comfy_server, reduced_instaflow, reference,
                                                                        image_latent, input_image):
     # int(1 / 0.8) = 1 step of the schedule: sigmas [1, 0], so the input image is ignored. This is
     # ComfyUI's KSampler rounding; InstaFlowSampler or SamplerCustom + InstaFlowScheduler give [0.8, 0].
-    g, save = stock_ksampler_graph(instaflow_models, input_image, 0.8, 1)
+    g, save = stock_ksampler_graph(reduced_instaflow, input_image, 0.8, 1)
     ours = run(comfy_server, g, save)
     assert record_difference("img2img stock KSampler denoise=0.8 steps=1 vs strength 1.0", ours,
                              expected_image(reference, image_latent, 1.0, 1)) <= TOLERANCE
@@ -129,18 +129,18 @@ def test_stock_ksampler_one_step_at_denoise_0_8_starts_from_pure_noise(comfy_ser
                              expected_image(reference, image_latent, 0.8, 1)) > WIDE_MARGIN
 
 
-def test_sampler_custom_with_instaflow_scheduler_equals_reference_at_any_strength(comfy_server, instaflow_models,
+def test_sampler_custom_with_instaflow_scheduler_equals_reference_at_any_strength(comfy_server, reduced_instaflow,
                                                                                  reference, image_latent, input_image):
-    g, save = sampler_custom_graph(instaflow_models, input_image, 0.8, 2)
+    g, save = sampler_custom_graph(reduced_instaflow, input_image, 0.8, 2)
     ours = run(comfy_server, g, save)
     diff = record_difference("img2img SamplerCustom+InstaFlowScheduler s=0.8 steps=2", ours,
                              expected_image(reference, image_latent, 0.8, 2))
     assert diff <= TOLERANCE
 
 
-def test_start_latent_off_the_straight_path_fails_the_comparison(comfy_server, instaflow_models, reference,
+def test_start_latent_off_the_straight_path_fails_the_comparison(comfy_server, reduced_instaflow, reference,
                                                                  image_latent, input_image):
-    g, save = instaflow_sampler_graph(instaflow_models, input_image, 0.5, 1, variant="start_latent_off_the_path")
+    g, save = instaflow_sampler_graph(reduced_instaflow, input_image, 0.5, 1, variant="start_latent_off_the_path")
     ours = run(comfy_server, g, save)
     diff = record_difference("broken variant start_latent_off_the_path (x0 + s*noise) s=0.5", ours,
                              expected_image(reference, image_latent, 0.5, 1))
@@ -152,7 +152,7 @@ def saved_latent(server, outputs: dict, node) -> torch.Tensor:
     return load_file(str(Path(server.work_dir) / "output" / ref["subfolder"] / ref["filename"]))["latent_tensor"]
 
 
-def test_inpainting_with_set_latent_noise_mask_keeps_the_unmasked_latent_exactly(comfy_server, instaflow_models):
+def test_inpainting_with_set_latent_noise_mask_keeps_the_unmasked_latent_exactly(comfy_server, reduced_instaflow):
     """SetLatentNoiseMask: at every model call ComfyUI (KSamplerX0Inpaint) replaces the unmasked part of
     the image estimate with the input latent, and the last rectified-flow step lands on that
     estimate, so outside the mask the output latent is the input latent up to float rounding. The
@@ -161,7 +161,7 @@ def test_inpainting_with_set_latent_noise_mask_keeps_the_unmasked_latent_exactly
     VAE decoder's receptive field reaches across the mask edge."""
     name = put_input_image(comfy_server, "instaflow_inpaint_input.png", input_picture(SIZE), transparent_right_half(SIZE))
     g = Graph()
-    loader = g.add("InstaFlowLoader", ckpt_name=instaflow_models.name)
+    loader = g.add("InstaFlowLoader", ckpt_name=reduced_instaflow.name)
     image = g.add("LoadImage", image=name)
     encoded = g.add("VAEEncode", pixels=image[0], vae=loader[2])
     masked = g.add("SetLatentNoiseMask", samples=encoded[0], mask=image[1])

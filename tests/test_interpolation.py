@@ -24,8 +24,8 @@ NEGATIVE = "blurry, low quality"
 
 
 @pytest.fixture(scope="module")
-def reference(instaflow_models):
-    return ReferenceInstaFlow(instaflow_models.diffusers_dir)
+def reference(reduced_instaflow):
+    return ReferenceInstaFlow(reduced_instaflow.diffusers_dir)
 
 
 def guided_sampling(g: Graph, model, clip, noise, positive, latent, steps=1, cfg=1.0):
@@ -64,10 +64,10 @@ def run(server, graph: Graph, save) -> list:
     return server.images(server.run(graph.api(), timeout=600), save.id)
 
 
-def test_end_frames_equal_the_single_seed_single_prompt_images(comfy_server, instaflow_models):
-    frames = run(comfy_server, *walk_graph(instaflow_models))
-    first = run(comfy_server, *single_image_graph(instaflow_models, SEED_FROM, PROMPT_FROM))
-    last = run(comfy_server, *single_image_graph(instaflow_models, SEED_TO, PROMPT_TO))
+def test_end_frames_equal_the_single_seed_single_prompt_images(comfy_server, reduced_instaflow):
+    frames = run(comfy_server, *walk_graph(reduced_instaflow))
+    first = run(comfy_server, *single_image_graph(reduced_instaflow, SEED_FROM, PROMPT_FROM))
+    last = run(comfy_server, *single_image_graph(reduced_instaflow, SEED_TO, PROMPT_TO))
     assert len(frames) == FRAMES
     assert record_difference("walk frame 0 vs RandomNoise(seed_from)+prompt_from", frames[:1], np.stack(first)) <= TOLERANCE
     assert record_difference("walk last frame vs RandomNoise(seed_to)+prompt_to", frames[-1:], np.stack(last)) <= TOLERANCE
@@ -76,15 +76,15 @@ def test_end_frames_equal_the_single_seed_single_prompt_images(comfy_server, ins
 
 
 @pytest.mark.parametrize("steps, cfg", [(1, 1.0), (2, 1.5)], ids=["basic_guider_1_step", "cfg_guider_2_steps"])
-def test_every_frame_equals_the_reference_walk(comfy_server, instaflow_models, reference, steps, cfg):
-    ours = run(comfy_server, *walk_graph(instaflow_models, steps=steps, cfg=cfg))
+def test_every_frame_equals_the_reference_walk(comfy_server, reduced_instaflow, reference, steps, cfg):
+    ours = run(comfy_server, *walk_graph(reduced_instaflow, steps=steps, cfg=cfg))
     expected = to_uint8(interpolation_frames(reference, PROMPT_FROM, PROMPT_TO, comfy_noise(SEED_FROM, size=SIZE),
                                              comfy_noise(SEED_TO, size=SIZE), FRAMES, steps, cfg, NEGATIVE))
     diff = record_difference(f"walk of {FRAMES} frames, {steps} step(s), cfg {cfg} vs reference", ours, expected)
     assert diff <= TOLERANCE
 
 
-def test_straight_line_noise_walk_would_fail_the_comparison(instaflow_models, reference):
+def test_straight_line_noise_walk_would_fail_the_comparison(reduced_instaflow, reference):
     """The reference check tells slerp from a straight-line noise walk (the usual mistake): the
     straight line's middle frames start from noise of standard deviation ~0.7 and look different."""
     a, b = comfy_noise(SEED_FROM, size=SIZE), comfy_noise(SEED_TO, size=SIZE)
@@ -95,8 +95,8 @@ def test_straight_line_noise_walk_would_fail_the_comparison(instaflow_models, re
     assert diff > WIDE_MARGIN
 
 
-def test_latent_batch_other_than_frames_is_a_clear_error(comfy_server, instaflow_models):
-    g, _ = walk_graph(instaflow_models, batch=FRAMES // 2)
+def test_latent_batch_other_than_frames_is_a_clear_error(comfy_server, reduced_instaflow):
+    g, _ = walk_graph(reduced_instaflow, batch=FRAMES // 2)
     with pytest.raises(PromptFailed) as failure:
         comfy_server.run(g.api(), timeout=600)
     assert failure.value.node_type == "SamplerCustomAdvanced"

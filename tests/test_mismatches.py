@@ -29,6 +29,8 @@ def new_log(server, before: int) -> str:
 
 
 def test_sdxl_lora_on_instaflow_is_skipped_with_warnings_by_comfyui(comfy_server, instaflow_models):
+    # The full-size model: the fake LoRA names a weight of SD1.5's second level (input_blocks.4.1) that the
+    # reduced stand-in does not have.
     def with_lora(g, model):
         return g.add("LoraLoaderModelOnly", model=model, lora_name=rm.SDXL_LORA, strength_model=1.0)[0]
 
@@ -44,9 +46,9 @@ def test_sdxl_lora_on_instaflow_is_skipped_with_warnings_by_comfyui(comfy_server
     record("SDXL LoRA on SD1.5 InstaFlow", "ComfyUI log: " + next(line for line in log.splitlines() if "lora key not loaded" in line)[:160])
 
 
-def test_sdxl_controlnet_on_instaflow_fails_with_comfyuis_message(comfy_server, instaflow_models):
+def test_sdxl_controlnet_on_instaflow_fails_with_comfyuis_message(comfy_server, reduced_instaflow):
     g = Graph()
-    loader = g.add("InstaFlowLoader", ckpt_name=instaflow_models.name)
+    loader = g.add("InstaFlowLoader", ckpt_name=reduced_instaflow.name)
     control = g.add("ControlNetLoader", control_net_name=rm.SDXL_CONTROLNET)
     hint = g.add("EmptyImage", width=64, height=64, batch_size=1, color=0x808080)
     applied = g.add("ControlNetApplyAdvanced", positive=encode(g, loader[1], "a house")[0], negative=encode(g, loader[1], "")[0],
@@ -56,7 +58,7 @@ def test_sdxl_controlnet_on_instaflow_fails_with_comfyuis_message(comfy_server, 
     g.add("SaveImage", images=g.add("VAEDecode", samples=sampled[0], vae=loader[2])[0], filename_prefix="never")
     error = failure(comfy_server, g.api(), "InstaFlowSampler", label="SDXL ControlNet on SD1.5 InstaFlow")
     assert "controlnet for SDXL on SD1" in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
 def scheduler_names(server) -> list[str]:
@@ -68,12 +70,12 @@ def scheduler_names(server) -> list[str]:
 STARTS_BELOW_PURE_NOISE = {"ddim_uniform"}
 
 
-def test_stock_schedulers_on_a_patched_model_stay_within_rectified_flow_range(comfy_server, instaflow_models):
+def test_stock_schedulers_on_a_patched_model_stay_within_rectified_flow_range(comfy_server, reduced_instaflow):
     # What happens with karras & co: they read sigma_min/sigma_max from the patched model_sampling, so every
     # stock schedule lies within [0, 1] and ends at 0, only spaced differently (karras and exponential crowd
     # the steps near 0). With 1 step they all give [1, 0].
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=instaflow_models.single_file.name)
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=reduced_instaflow.single_file.name)
     model = g.add("ModelSamplingInstaFlow", model=ckpt[0])
     reports = {}
     # `perflow` is another family's schedule: it refuses an InstaFlow model (test_perflow_scheduler_refuses_...).
@@ -90,50 +92,50 @@ def test_stock_schedulers_on_a_patched_model_stay_within_rectified_flow_range(co
 
 
 @pytest.mark.parametrize("sampler_name, scheduler", [("euler", "karras"), ("rectified_flow", "exponential")])
-def test_one_step_with_a_stock_scheduler_equals_the_instaflow_schedule(comfy_server, instaflow_models, sampler_name, scheduler):
-    name = instaflow_models.single_file.name
+def test_one_step_with_a_stock_scheduler_equals_the_instaflow_schedule(comfy_server, reduced_instaflow, sampler_name, scheduler):
+    name = reduced_instaflow.single_file.name
     expected = image(comfy_server, checkpoint_ksampler_graph(name, prefix="one_step_instaflow"))
     ours = image(comfy_server, checkpoint_ksampler_graph(name, sampler_name=sampler_name, scheduler=scheduler, prefix="one_step_stock"))
     assert np.array_equal(ours, expected)
 
 
-def test_instaflow_scheduler_on_an_unpatched_model_names_the_missing_node(comfy_server, instaflow_models):
-    g, _ = checkpoint_ksampler_graph(instaflow_models.single_file.name, patch=False)
+def test_instaflow_scheduler_on_an_unpatched_model_names_the_missing_node(comfy_server, reduced_instaflow):
+    g, _ = checkpoint_ksampler_graph(reduced_instaflow.single_file.name, patch=False)
     error = failure(comfy_server, g.api(), "KSampler", label="KSampler scheduler instaflow on an unpatched EPS model")
     assert "scheduler 'instaflow'" in error.exception_message and "add ModelSamplingInstaFlow" in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
-def test_instaflow_scheduler_node_on_an_unpatched_model_names_the_missing_node(comfy_server, instaflow_models):
+def test_instaflow_scheduler_node_on_an_unpatched_model_names_the_missing_node(comfy_server, reduced_instaflow):
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=instaflow_models.single_file.name)
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=reduced_instaflow.single_file.name)
     g.add("RobustnessReportSigmas", sigmas=g.add("InstaFlowScheduler", model=ckpt[0], steps=2, denoise=1.0)[0])
     error = failure(comfy_server, g.api(), "InstaFlowScheduler")
     assert "add ModelSamplingInstaFlow" in error.exception_message
 
 
-def test_rectified_flow_sampler_on_an_unpatched_model_names_the_missing_node(comfy_server, instaflow_models):
-    g, _ = checkpoint_ksampler_graph(instaflow_models.single_file.name, patch=False, scheduler="karras")
+def test_rectified_flow_sampler_on_an_unpatched_model_names_the_missing_node(comfy_server, reduced_instaflow):
+    g, _ = checkpoint_ksampler_graph(reduced_instaflow.single_file.name, patch=False, scheduler="karras")
     error = failure(comfy_server, g.api(), "KSampler", label="KSampler rectified_flow/karras on an unpatched EPS model")
     assert "starts at sigma 14.61" in error.exception_message and "Add ModelSamplingInstaFlow" in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
 def model_sampling_sd3(g, model):
     return g.add("ModelSamplingSD3", model=model, shift=3.0)[0]
 
 
-def test_model_sampling_sd3_after_instaflow_is_refused_by_instaflow_sampler(comfy_server, instaflow_models):
-    g, _ = instaflow_graph(instaflow_models.name, model_node=model_sampling_sd3)
+def test_model_sampling_sd3_after_instaflow_is_refused_by_instaflow_sampler(comfy_server, reduced_instaflow):
+    g, _ = instaflow_graph(reduced_instaflow.name, model_node=model_sampling_sd3)
     error = failure(comfy_server, g.api(), "InstaFlowSampler", label="ModelSamplingSD3 after InstaFlowLoader")
     assert "not InstaFlow's" in error.exception_message and "ModelSamplingSD3" in error.exception_message
     assert "opposite sign" in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
-def test_model_sampling_sd3_after_instaflow_in_stock_ksampler_warns_and_gives_a_wrong_image(comfy_server, instaflow_models):
+def test_model_sampling_sd3_after_instaflow_in_stock_ksampler_warns_and_gives_a_wrong_image(comfy_server, reduced_instaflow):
     # Stock samplers cannot be stopped from a node pack; the instaflow scheduler logs a warning.
-    name = instaflow_models.single_file.name
+    name = reduced_instaflow.single_file.name
     correct = image(comfy_server, checkpoint_ksampler_graph(name, prefix="sd3_reference"))
     log_start = len(comfy_server.log_text())
     flipped = image(comfy_server, checkpoint_ksampler_graph(name, model_node=model_sampling_sd3, prefix="sd3_after"))
@@ -141,8 +143,8 @@ def test_model_sampling_sd3_after_instaflow_in_stock_ksampler_warns_and_gives_a_
     assert np.abs(flipped.astype(int) - correct.astype(int)).mean() > 5
 
 
-def test_model_sampling_sd3_before_instaflow_is_a_legitimate_graph(comfy_server, instaflow_models):
-    name = instaflow_models.single_file.name
+def test_model_sampling_sd3_before_instaflow_is_a_legitimate_graph(comfy_server, reduced_instaflow):
+    name = reduced_instaflow.single_file.name
     correct = image(comfy_server, checkpoint_ksampler_graph(name, prefix="sd3_before_reference"))
 
     def sd3_then_instaflow(g, model):  # checkpoint_ksampler_graph patches first; patch again after SD3
@@ -152,9 +154,9 @@ def test_model_sampling_sd3_before_instaflow_is_a_legitimate_graph(comfy_server,
     assert np.array_equal(repatched, correct)
 
 
-def test_perflow_scheduler_refuses_an_instaflow_model_naming_both_schedules(comfy_server, instaflow_models):
+def test_perflow_scheduler_refuses_an_instaflow_model_naming_both_schedules(comfy_server, reduced_instaflow):
     g = Graph()
-    model = g.add("ModelSamplingInstaFlow", model=g.add("CheckpointLoaderSimple", ckpt_name=instaflow_models.single_file.name)[0])
+    model = g.add("ModelSamplingInstaFlow", model=g.add("CheckpointLoaderSimple", ckpt_name=reduced_instaflow.single_file.name)[0])
     sigmas = g.add("BasicScheduler", model=model[0], scheduler="perflow", steps=4, denoise=1.0)
     g.add("RobustnessReportSigmas", sigmas=sigmas[0])
     with pytest.raises(PromptFailed) as failed:

@@ -172,7 +172,7 @@ def one_step_prompt(model_name: str, size: int = 64):
     return g.api(), save.id, sampled.id
 
 
-def test_warm_prompt_spends_a_few_milliseconds_at_most_in_pack_code(instaflow_models, tmp_path):
+def test_warm_prompt_spends_a_few_milliseconds_at_most_in_pack_code(reduced_instaflow, tmp_path):
     """Measured without a profiler: the pack's code takes at most a few milliseconds of a warm prompt (target 1 ms).
 
     In-process ComfyUI (bench/comfy_inprocess.py, CPU, the random full-size model at 64x64, one step, with
@@ -193,10 +193,10 @@ def test_warm_prompt_spends_a_few_milliseconds_at_most_in_pack_code(instaflow_mo
 
     clutter = make_clutter(tmp_path / "clutter")
     (tmp_path / "inprocess").mkdir()
-    worker = InProcessComfy([instaflow_models.models_root, clutter], tmp_path / "inprocess", ["--cpu"])
+    worker = InProcessComfy([reduced_instaflow.models_root, clutter], tmp_path / "inprocess", ["--cpu"])
     try:
         worker.wait_ready()
-        prompt, save_id, sampler_id = one_step_prompt(instaflow_models.name)
+        prompt, save_id, sampler_id = one_step_prompt(reduced_instaflow.name)
         assert worker.ask(cmd="workflow", prompt=prompt, outputs=[save_id])["ok"]
         cost = worker.ask(cmd="pack_cost", prompt=prompt, outputs=[save_id], seed_node=sampler_id, runs=PROMPTS)
     finally:

@@ -2,8 +2,9 @@
 
 Reference: tests/harness/reference_perflow.py (diffusers StableDiffusionPipeline's loop with a
 re-implementation of the official PeRFlowScheduler; diffusers modules only) on the random-weight PeRFlow
-SD1.5 folder (tests/harness/random_perflow_sd15.py); the stock CheckpointLoaderSimple graphs load the
-same weights from the fixture's single file.
+SD1.5 stand-in on the reduced UNet (tests/harness/random_perflow_sd15.py, ensure_reduced_perflow_sd15);
+the graphs load the same weights from its single file. PeRFlowLoader on a diffusers folder is checked
+on the full-size stand-in, the form ComfyUI can load as a folder.
 Same prompt, negative prompt and noise (ComfyUI's seeded CPU noise). Tolerance: mean absolute
 difference of the saved 8-bit images within 1/255 (the maximum is recorded too).
 
@@ -30,8 +31,8 @@ BROKEN_MARGIN = 3 * TOLERANCE  # the figures are in the "measured" summary
 
 
 @pytest.fixture(scope="module")
-def reference(perflow_sd15_models):
-    return ReferencePeRFlowSD15.from_folder(perflow_sd15_models.folder)
+def reference(reduced_perflow_sd15):
+    return ReferencePeRFlowSD15.from_folder(reduced_perflow_sd15.folder)
 
 
 def expected(reference, steps=4, prediction_type="diff_eps", batch=1, variant=Variant()) -> np.ndarray:
@@ -87,9 +88,9 @@ def official_reference_image(reference) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def official_settings_image(comfy_server, perflow_sd15_models) -> list:
+def official_settings_image(comfy_server, reduced_perflow_sd15) -> list:
     """The diff_eps, 4 steps, cfg 4.5 graph's image (shared by the equivalence and broken-variant tests)."""
-    return run(comfy_server, *checkpoint_graph(perflow_sd15_models))
+    return run(comfy_server, *checkpoint_graph(reduced_perflow_sd15))
 
 
 def test_checkpoint_loader_model_sampling_and_ksampler_equal_official_4_steps(official_settings_image,
@@ -99,49 +100,52 @@ def test_checkpoint_loader_model_sampling_and_ksampler_equal_official_4_steps(of
     assert diff <= TOLERANCE
 
 
-def test_six_steps_with_uneven_windows_equal_official(comfy_server, perflow_sd15_models, reference):
-    ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, steps=6))
+def test_six_steps_with_uneven_windows_equal_official(comfy_server, reduced_perflow_sd15, reference):
+    ours = run(comfy_server, *checkpoint_graph(reduced_perflow_sd15, steps=6))
     diff = record_difference("PeRFlow SD1.5 diff_eps 6 steps (windows of 2, 2, 1, 1)", ours, expected(reference, 6))
     assert diff <= TOLERANCE
 
 
 @pytest.mark.parametrize("prediction_type", ["ddim_eps", "velocity"])
-def test_other_prediction_types_equal_official(comfy_server, perflow_sd15_models, reference, prediction_type):
-    ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, prediction_type))
+def test_other_prediction_types_equal_official(comfy_server, reduced_perflow_sd15, reference, prediction_type):
+    ours = run(comfy_server, *checkpoint_graph(reduced_perflow_sd15, prediction_type))
     diff = record_difference(f"PeRFlow SD1.5 {prediction_type} 4 steps", ours,
                              expected(reference, prediction_type=prediction_type))
     assert diff <= TOLERANCE
 
 
-def test_perflow_loader_on_a_diffusers_folder_equals_official(comfy_server, perflow_sd15_models, official_reference_image):
+def test_perflow_loader_on_a_diffusers_folder_equals_official(comfy_server, perflow_sd15_models):
+    # The full-size stand-in: ComfyUI loads diffusers-layout UNets of the published configs only.
     ours = run(comfy_server, *loader_graph(perflow_sd15_models.name))
-    diff = record_difference("PeRFlowLoader(diffusers folder)+KSampler euler/perflow 4 steps", ours, official_reference_image)
+    full_size = ReferencePeRFlowSD15.from_folder(perflow_sd15_models.folder)
+    diff = record_difference("PeRFlowLoader(diffusers folder, full-size)+KSampler euler/perflow 4 steps", ours,
+                             expected(full_size))
     assert diff <= TOLERANCE
 
 
-def test_perflow_loader_on_a_single_file_equals_official(comfy_server, perflow_sd15_models, official_reference_image):
-    ours = run(comfy_server, *loader_graph(perflow_sd15_models.single_file.name))
+def test_perflow_loader_on_a_single_file_equals_official(comfy_server, reduced_perflow_sd15, official_reference_image):
+    ours = run(comfy_server, *loader_graph(reduced_perflow_sd15.single_file.name))
     diff = record_difference("PeRFlowLoader(single file in checkpoints/)+KSampler euler/perflow 4 steps", ours,
                              official_reference_image)
     assert diff <= TOLERANCE
 
 
-def test_batch_of_two_equals_official_with_comfyui_batch_noise(comfy_server, perflow_sd15_models, reference):
-    ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, batch=2))
+def test_batch_of_two_equals_official_with_comfyui_batch_noise(comfy_server, reduced_perflow_sd15, reference):
+    ours = run(comfy_server, *checkpoint_graph(reduced_perflow_sd15, batch=2))
     diff = record_difference("PeRFlow SD1.5 batch 2", ours, expected(reference, batch=2))
     assert len(ours) == 2
     assert diff <= TOLERANCE
     assert np.abs(ours[0].astype(int) - ours[1].astype(int)).mean() > 255 * BROKEN_MARGIN  # two different noises
 
 
-def test_rectified_flow_sampler_with_perflow_scheduler_equals_official(comfy_server, perflow_sd15_models, official_reference_image):
-    ours = run(comfy_server, *checkpoint_graph(perflow_sd15_models, sampler_name="rectified_flow"))
+def test_rectified_flow_sampler_with_perflow_scheduler_equals_official(comfy_server, reduced_perflow_sd15, official_reference_image):
+    ours = run(comfy_server, *checkpoint_graph(reduced_perflow_sd15, sampler_name="rectified_flow"))
     diff = record_difference("PeRFlow SD1.5 KSampler rectified_flow/perflow 4 steps", ours, official_reference_image)
     assert diff <= TOLERANCE
 
 
-def test_sampler_custom_with_perflow_scheduler_equals_official(comfy_server, perflow_sd15_models, official_reference_image):
-    ours = run(comfy_server, *sampler_custom_graph(perflow_sd15_models))
+def test_sampler_custom_with_perflow_scheduler_equals_official(comfy_server, reduced_perflow_sd15, official_reference_image):
+    ours = run(comfy_server, *sampler_custom_graph(reduced_perflow_sd15))
     diff = record_difference("PeRFlow SD1.5 SamplerCustom+euler+PeRFlowScheduler 4 steps", ours, official_reference_image)
     assert diff <= TOLERANCE
 

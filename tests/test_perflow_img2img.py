@@ -39,8 +39,8 @@ BROKEN_MARGIN = 4 * TOLERANCE
 
 
 @pytest.fixture(scope="module")
-def reference(instaflow_models):
-    return ReferencePeRFlowSD15.from_folder(instaflow_models.diffusers_dir)
+def reference(reduced_instaflow):
+    return ReferencePeRFlowSD15.from_folder(reduced_instaflow.diffusers_dir)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,8 @@ def run(server, graph: Graph, save) -> list:
 
 
 @pytest.fixture(scope="module")
-def half_denoise_image(comfy_server, instaflow_models, input_image) -> list:
-    return run(comfy_server, *sampler_custom_graph(instaflow_models, input_image, steps=4, denoise=0.5))
+def half_denoise_image(comfy_server, reduced_instaflow, input_image) -> list:
+    return run(comfy_server, *sampler_custom_graph(reduced_instaflow, input_image, steps=4, denoise=0.5))
 
 
 def test_half_denoise_schedule_is_diffusers_img2img_with_8_steps_strength_half():
@@ -95,8 +95,8 @@ def test_half_denoise_equals_official_add_noise_at_500_and_the_remaining_loop(ha
 
 
 @pytest.fixture(scope="module")
-def between_boundaries_image(comfy_server, instaflow_models, input_image) -> list:
-    return run(comfy_server, *sampler_custom_graph(instaflow_models, input_image, steps=4, denoise=0.6))
+def between_boundaries_image(comfy_server, reduced_instaflow, input_image) -> list:
+    return run(comfy_server, *sampler_custom_graph(reduced_instaflow, input_image, steps=4, denoise=0.6))
 
 
 def test_denoise_between_boundaries_snaps_to_the_nearest_boundary(between_boundaries_image, reference, image_latent):

@@ -13,10 +13,11 @@ samplers/model_sampling.py and samplers/sampling_guards.py; not run here).
 
 The recipe reads only the UNets of InstaFlow and of the base, so the graphs load those with stock
 UNETLoader and the finetune with CheckpointLoaderSimple, as a user short of memory would: the server
-then holds three UNets, the merged copy and one text encoder and VAE (about 14 GiB in fp32 on the CPU;
-three CheckpointLoaderSimple put it at 16 GiB, over the suite's budget).
+then holds three UNets, the merged copy and one text encoder and VAE.
 
-Stand-in checkpoints: tests/harness/random_weight_delta.py. The reference
+Stand-in checkpoints: tests/harness/random_weight_delta.py, made from the reduced SD1.5 stand-in
+(tests/harness/reduced_sd15.py; on the full-size model the server held about 14 GiB here). The
+example workflow instaflow_weight_delta runs the same recipe on the full-size stand-ins. The reference
 (tests/harness/reference_weight_delta.py) merges by hand into the diffusers UNet, takes the
 finetune's text encoder and VAE (read with diffusers' single-file converters) and runs the official
 one-step loop. Tolerance: mean absolute pixel difference within 2/255. All reference images are
@@ -32,9 +33,6 @@ from harness.graphs import Graph, decode_and_save, encode
 from harness.reference_rf import ReferenceInstaFlow, to_uint8
 from harness.reference_weight_delta import apply_weight_delta
 
-# Several large models in one prompt: start from a server that holds none (conftest.py).
-SERVER_MEMORY_HEAVY = True
-
 SEED = 97531
 SIZE = 64
 PROMPT = "a cozy cabin in a snowy forest at dusk"
@@ -42,12 +40,12 @@ ALPHAS = (1.0, 0.7)
 
 
 @pytest.fixture(scope="module")
-def expected(instaflow_models, weight_delta_models) -> dict:
+def expected(reduced_instaflow, reduced_weight_delta) -> dict:
     """{alpha: uint8 images} of the official recipe."""
     images = {}
     for alpha in ALPHAS:
-        reference = ReferenceInstaFlow(instaflow_models.diffusers_dir)
-        apply_weight_delta(reference, weight_delta_models.finetune, weight_delta_models.base, alpha)
+        reference = ReferenceInstaFlow(reduced_instaflow.diffusers_dir)
+        apply_weight_delta(reference, reduced_weight_delta.finetune, reduced_weight_delta.base, alpha)
         images[alpha] = to_uint8(reference.generate(PROMPT, comfy_noise(SEED, size=SIZE)))
         del reference
         gc.collect()
@@ -88,17 +86,17 @@ def delta_graph(deltas, alpha, *, patch_after_merge=False, swap_subtract=False,
     return g, decode_and_save(g, sampled[0], vae, "weight_delta")
 
 
-def test_merge_nodes_on_patched_instaflow_equal_official_recipe(comfy_server, instaflow_models, weight_delta_models,
+def test_merge_nodes_on_patched_instaflow_equal_official_recipe(comfy_server, reduced_instaflow, reduced_weight_delta,
                                                                 expected):
     """alpha 1 (the official demo); stock euler/simple only samples right if the merge kept InstaFlow's patch."""
-    g, save = delta_graph(weight_delta_models, 1.0)
+    g, save = delta_graph(reduced_weight_delta, 1.0)
     diff = record_difference("ModelMergeSubtract+ModelMergeAdd on patched InstaFlow, alpha 1.0",
                              run(comfy_server, g, save), expected[1.0])
     assert diff <= TOLERANCE
 
 
-def test_patch_after_merge_equals_official_recipe(comfy_server, instaflow_models, weight_delta_models, expected):
-    g, save = delta_graph(weight_delta_models, 0.7, patch_after_merge=True,
+def test_patch_after_merge_equals_official_recipe(comfy_server, reduced_instaflow, reduced_weight_delta, expected):
+    g, save = delta_graph(reduced_weight_delta, 0.7, patch_after_merge=True,
                           sampler=("rectified_flow", "instaflow"))
     diff = record_difference("merges + ModelSamplingInstaFlow after the merge, alpha 0.7",
                              run(comfy_server, g, save), expected[0.7])
@@ -109,8 +107,8 @@ def test_patch_after_merge_equals_official_recipe(comfy_server, instaflow_models
     ("delta with the wrong sign (base - finetune)", {"swap_subtract": True}),
     ("InstaFlow's text encoder and VAE instead of the finetune's", {"instaflow_clip_and_vae": True}),
 ])
-def test_weight_delta_built_wrongly_fails_the_comparison(comfy_server, instaflow_models, weight_delta_models, expected,
+def test_weight_delta_built_wrongly_fails_the_comparison(comfy_server, reduced_instaflow, reduced_weight_delta, expected,
                                                          label, variant):
-    g, save = delta_graph(weight_delta_models, 1.0, **variant)
+    g, save = delta_graph(reduced_weight_delta, 1.0, **variant)
     diff = record_difference(f"weight delta broken variant: {label}", run(comfy_server, g, save), expected[1.0])
     assert diff > WIDE_MARGIN

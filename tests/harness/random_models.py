@@ -234,7 +234,7 @@ def write_tokenizer(tokenizer: Path, comfy_root: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
-def _write_diffusers_folder(folder: Path, unet, vae, text_encoder, comfy_root: Path) -> None:
+def write_diffusers_folder(folder: Path, unet, vae, text_encoder, comfy_root: Path) -> None:
     import diffusers
 
     folder.mkdir(parents=True)
@@ -275,14 +275,15 @@ _COMFY_SD15_UNET = {
 }
 
 
-def ldm_state_dict(unet_sd, vae_sd, text_encoder_sd, comfy_root: Path):
-    """diffusers/transformers state dicts -> one SD1.5 LDM-layout state dict (fp16)."""
+def ldm_state_dict(unet_sd, vae_sd, text_encoder_sd, comfy_root: Path, comfy_unet: dict = _COMFY_SD15_UNET):
+    """diffusers/transformers state dicts -> one SD1.5 LDM-layout state dict (fp16); `comfy_unet` is
+    ComfyUI's description of the UNet's layout (SD1.5's unless a stand-in is narrower)."""
     sys.path.insert(0, str(comfy_root))
     import comfy.diffusers_convert
     import comfy.utils
 
     out = {}
-    unet_map = comfy.utils.unet_to_diffusers(_COMFY_SD15_UNET)  # diffusers key -> LDM key
+    unet_map = comfy.utils.unet_to_diffusers(comfy_unet)  # diffusers key -> LDM key
     missing = sorted(set(unet_sd) - set(unet_map))
     if missing:
         raise RuntimeError(f"no LDM name for UNet keys {missing[:5]}")
@@ -303,7 +304,7 @@ def _build(models_root: Path, comfy_root: Path) -> None:
 
     start = time.time()
     unet, vae, text_encoder = _random_models()
-    _write_diffusers_folder(models_root / "diffusers" / NAME, unet, vae, text_encoder, comfy_root)
+    write_diffusers_folder(models_root / "diffusers" / NAME, unet, vae, text_encoder, comfy_root)
     state = ldm_state_dict(unet.state_dict(), vae.state_dict(), text_encoder.state_dict(), comfy_root)
     del unet, vae, text_encoder
     (models_root / "checkpoints").mkdir(parents=True)

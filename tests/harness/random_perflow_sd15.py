@@ -30,6 +30,8 @@ by ~8.9/255, InstaFlow's sign by ~50/255 (reference-only measurements; the equiv
 theirs). Calibrated tensors are rounded to fp16 values, so the fp16 single file equals the folder.
 
 The tag contains the InstaFlow recipe tag, so rebuilding that fixture rebuilds this one.
+ensure_reduced_perflow_sd15 applies the same recipe to the reduced SD1.5 stand-in (harness/reduced_sd15.py):
+checkpoints/perflow-reduced-sd15.safetensors, and its diffusers folder under reference/ for the reference only.
 """
 from __future__ import annotations
 
@@ -76,6 +78,20 @@ def ensure_random_perflow_sd15(instaflow: random_models.RandomInstaFlow) -> Rand
     return RandomPeRFlowSD15(root, root / "perflow" / NAME, NAME, root / "checkpoints" / f"{NAME}.safetensors")
 
 
+REDUCED_FAMILY = REDUCED_NAME = "perflow-reduced-sd15"
+
+
+def ensure_reduced_perflow_sd15(reduced) -> RandomPeRFlowSD15:
+    """The same recipe on the reduced SD1.5 stand-in (harness/reduced_sd15.py). Its diffusers folder lies
+    under reference/ (ComfyUI cannot load a diffusers folder of that UNet), so `.name` is the single file's."""
+    tag = f"{REDUCED_FAMILY}-v{VERSION}-{reduced.models_root.parent.name}"
+    root = ensure_built(tag, REDUCED_FAMILY, Path(__file__).resolve(),
+                        ["--arg", f"instaflow_dir={reduced.diffusers_dir}", "--arg", f"instaflow_file={reduced.single_file}",
+                         "--arg", f"name={REDUCED_NAME}", "--arg", "folder_root=reference"])
+    single_file = root / "checkpoints" / f"{REDUCED_NAME}.safetensors"
+    return RandomPeRFlowSD15(root, root / "reference" / REDUCED_NAME, single_file.name, single_file)
+
+
 def _link_tree(source: Path, target: Path) -> None:
     target.mkdir(parents=True)
     for item in source.iterdir():
@@ -96,13 +112,13 @@ def calibrated_vae(state: dict, prefix: str, dtype) -> dict:
     return out
 
 
-def _build(models_root: Path, instaflow_dir: str, instaflow_file: str) -> None:
+def _build(models_root: Path, instaflow_dir: str, instaflow_file: str, name: str = NAME, folder_root: str = "perflow") -> None:
     import diffusers
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    source, folder = Path(instaflow_dir), models_root / "perflow" / NAME
+    source, folder = Path(instaflow_dir), models_root / folder_root / name
     for part in LINKED:
         _link_tree(source / part, folder / part)
     (folder / "vae").mkdir()
@@ -127,7 +143,7 @@ def _build(models_root: Path, instaflow_dir: str, instaflow_file: str) -> None:
         metadata = single.metadata()
     (models_root / "checkpoints").mkdir()
     save_file(calibrated_vae(load_file(instaflow_file), LDM_VAE_PREFIX, torch.float16),
-              str(models_root / "checkpoints" / f"{NAME}.safetensors"), metadata=metadata)
+              str(models_root / "checkpoints" / f"{name}.safetensors"), metadata=metadata)
 
 
 if __name__ == "__main__":

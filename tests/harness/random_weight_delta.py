@@ -26,6 +26,8 @@ UNETLoader (which reads a checkpoint's UNet keys only), and links InstaFlow's ow
 Measured on the one-step 64x64 test (tests/test_weight_delta.py, alpha 1): delta with the wrong sign
 ~20/255 off, InstaFlow's text encoder and VAE instead of the finetune's ~20/255; with the reference
 alone, alpha 0.7 vs no UNet delta ~10/255 (UNET_RELATIVE 0.05 gave only ~2.6/255).
+ensure_reduced_weight_delta applies the same recipe to the reduced SD1.5 stand-in (harness/reduced_sd15.py),
+every name prefixed "reduced-".
 Bump VERSION whenever anything here changes what is written.
 """
 from __future__ import annotations
@@ -71,12 +73,38 @@ class RandomWeightDelta:
     instaflow_vae: str = INSTAFLOW_VAE_NAME
 
 
+def _names(prefix: str) -> dict:
+    return {key: prefix + name for key, name in [("base", BASE_NAME), ("finetune", FINETUNE_NAME), ("base_unet", BASE_UNET_NAME),
+                                                 ("instaflow_unet", INSTAFLOW_UNET_NAME),
+                                                 ("instaflow_text_encoder", INSTAFLOW_TEXT_ENCODER_NAME),
+                                                 ("instaflow_vae", INSTAFLOW_VAE_NAME)]}
+
+
+def _described(root: Path, prefix: str) -> RandomWeightDelta:
+    names = _names(prefix)
+    return RandomWeightDelta(models_root=root, base=root / "checkpoints" / names.pop("base"),
+                             finetune=root / "checkpoints" / names.pop("finetune"), **names)
+
+
 def ensure_random_weight_delta(instaflow: random_models.RandomInstaFlow) -> RandomWeightDelta:
     """The cached base and finetune checkpoints (~1 min and 4 GB on first use)."""
     tag = f"{FAMILY}-v{VERSION}-{random_models.RECIPE_TAG}"
     root = ensure_built(tag, FAMILY, Path(__file__).resolve(), ["--arg", f"instaflow_file={instaflow.single_file}"])
-    return RandomWeightDelta(models_root=root, base=root / "checkpoints" / BASE_NAME,
-                             finetune=root / "checkpoints" / FINETUNE_NAME)
+    return _described(root, "")
+
+
+REDUCED_FAMILY = "instaflow-reduced-weight-delta"
+REDUCED_PREFIX = "reduced-"
+
+
+def ensure_reduced_weight_delta(reduced) -> RandomWeightDelta:
+    """The same recipe on the reduced SD1.5 stand-in (harness/reduced_sd15.py); every file name starts with
+    "reduced-" so that the server lists both fixtures side by side."""
+    tag = f"{REDUCED_FAMILY}-v{VERSION}-{reduced.models_root.parent.name}"
+    root = ensure_built(tag, REDUCED_FAMILY, Path(__file__).resolve(),
+                        ["--arg", f"instaflow_file={reduced.single_file}", "--arg", f"pipeline={reduced.diffusers_dir}",
+                         "--arg", f"prefix={REDUCED_PREFIX}"])
+    return _described(root, REDUCED_PREFIX)
 
 
 def _perturbed(tensor, relative: float, generator):
@@ -96,15 +124,17 @@ def _relative_change(key: str, recipe: dict) -> float:
     return next((relative for prefix, relative in recipe.items() if key.startswith(prefix)), 0.0)
 
 
-def _build(models_root: Path, instaflow_file: str) -> None:
+def _build(models_root: Path, instaflow_file: str, pipeline: str = "", prefix: str = "") -> None:
+    """pipeline: the InstaFlow diffusers folder (default: the one next to instaflow_file's checkpoints/)."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import save_file
 
+    names = _names(prefix)
     recipes = {
-        BASE_NAME: {UNET_PREFIX: UNET_RELATIVE},
-        FINETUNE_NAME: {UNET_PREFIX: UNET_RELATIVE, TEXT_ENCODER_PREFIX: TEXT_ENCODER_RELATIVE,
-                        VAE_DECODER_PREFIX: VAE_DECODER_RELATIVE},
+        names["base"]: {UNET_PREFIX: UNET_RELATIVE},
+        names["finetune"]: {UNET_PREFIX: UNET_RELATIVE, TEXT_ENCODER_PREFIX: TEXT_ENCODER_RELATIVE,
+                            VAE_DECODER_PREFIX: VAE_DECODER_RELATIVE},
     }
     (models_root / "checkpoints").mkdir(parents=True)
     with safe_open(instaflow_file, framework="pt") as source:
@@ -115,12 +145,12 @@ def _build(models_root: Path, instaflow_file: str) -> None:
             state = {key: _perturbed(source.get_tensor(key), _relative_change(key, recipe), generator) for key in keys}
             save_file(state, str(models_root / "checkpoints" / name), metadata=metadata)
             del state
-    pipeline = Path(instaflow_file).parent.parent / "diffusers" / Path(instaflow_file).stem
+    pipeline = Path(pipeline) if pipeline else Path(instaflow_file).parent.parent / "diffusers" / Path(instaflow_file).stem
     links = {
-        ("diffusion_models", BASE_UNET_NAME): Path("..") / "checkpoints" / BASE_NAME,
-        ("diffusion_models", INSTAFLOW_UNET_NAME): Path(instaflow_file).resolve(),
-        ("text_encoders", INSTAFLOW_TEXT_ENCODER_NAME): (pipeline / "text_encoder" / "model.safetensors").resolve(),
-        ("vae", INSTAFLOW_VAE_NAME): (pipeline / "vae" / "diffusion_pytorch_model.safetensors").resolve(),
+        ("diffusion_models", names["base_unet"]): Path("..") / "checkpoints" / names["base"],
+        ("diffusion_models", names["instaflow_unet"]): Path(instaflow_file).resolve(),
+        ("text_encoders", names["instaflow_text_encoder"]): (pipeline / "text_encoder" / "model.safetensors").resolve(),
+        ("vae", names["instaflow_vae"]): (pipeline / "vae" / "diffusion_pytorch_model.safetensors").resolve(),
     }
     for (folder, name), target in links.items():
         (models_root / folder).mkdir(exist_ok=True)

@@ -2,7 +2,7 @@
 
     cache_root()/fixtures/<TAG>/models/
         checkpoints/robustness/             single files (listed by InstaFlowLoader and the stock loaders)
-            truncated.safetensors           the random InstaFlow file cut 1 MB after its header
+            truncated.safetensors           the reduced SD1.5 stand-in's file cut 1 MB after its header
             not-safetensors.safetensors     a text file with a .safetensors name
             empty.safetensors               0 bytes
             malicious-pickle.ckpt           a torch pickle whose __reduce__ would create PICKLE_MARKER
@@ -12,8 +12,8 @@
             fake-flux-unet-only.safetensors detected as Flux (a diffusion-model-only file, no key prefix)
             fake-sd15-unet-only.safetensors detected as SD1.5, but no text encoder or VAE
         instaflow/robustness/
-            instaflow-random-sd15-flipped.safetensors
-                                            the random InstaFlow file with the UNet output layer negated:
+            instaflow-reduced-sd15-flipped.safetensors
+                                            the reduced stand-in's file with the UNet output layer negated:
                                             a valid, different model (for the replaced-file test)
         diffusers/robustness/
             missing-unet/ missing-vae/ missing-text_encoder/
@@ -49,7 +49,7 @@ if __package__ in (None, ""):  # run as the build script
 from harness.cached_fixture import ensure_built, fixture_base, script_main
 from harness.comfyui_source import comfyui_path
 
-TAG = "instaflow-robustness-v1"
+TAG = "instaflow-robustness-v2"
 FAMILY = "instaflow-robustness"
 PICKLE_MARKER_NAME = "PICKLE_PAYLOAD_WAS_EXECUTED"
 
@@ -63,7 +63,7 @@ SDXL = "robustness/fake-sdxl.safetensors"
 SD2 = "robustness/fake-sd2.safetensors"
 FLUX_UNET_ONLY = "robustness/fake-flux-unet-only.safetensors"
 SD15_UNET_ONLY = "robustness/fake-sd15-unet-only.safetensors"
-FLIPPED_MODEL = "robustness/instaflow-random-sd15-flipped.safetensors"
+FLIPPED_MODEL = "robustness/instaflow-reduced-sd15-flipped.safetensors"
 MISSING_PART_FOLDERS = {part: f"robustness/missing-{part}" for part in ("unet", "vae", "text_encoder")}
 SDXL_DIFFUSERS = "robustness/fake-sdxl"
 MALICIOUS_PICKLE_DIFFUSERS = "robustness/malicious-pickle-unet"
@@ -91,7 +91,7 @@ def pickle_marker() -> Path:
 
 
 def ensure_robustness_models(source_single_file: Path) -> RobustnessModels:
-    """The cached fixture, built from the random InstaFlow single file on first use (~20 s, 2.2 GB)."""
+    """The cached fixture, built from an SD1.5 single file (the reduced stand-in, harness/reduced_sd15.py) on first use."""
     root = ensure_built(TAG, FAMILY, Path(__file__).resolve(), [
         "--arg", f"source={source_single_file}", "--arg", f"comfyui={comfyui_path()}",
         "--arg", f"marker={pickle_marker()}"])

@@ -75,6 +75,14 @@ def lora_models(instaflow_models):
 
 
 @pytest.fixture(scope="session")
+def reduced_loras(reduced_instaflow):
+    """The same LoRAs for the reduced SD1.5 stand-in (.kohya, .diffusers; names prefixed "reduced-")."""
+    from harness.random_lora import ensure_reduced_loras
+
+    return ensure_reduced_loras(reduced_instaflow)
+
+
+@pytest.fixture(scope="session")
 def weight_delta_models(instaflow_models):
     """Stand-in "finetune" and "SD1.5 base" single-file checkpoints (.finetune, .base)."""
     from harness.random_weight_delta import ensure_random_weight_delta
@@ -90,7 +98,7 @@ def reduced_weight_delta(reduced_instaflow):
     return ensure_reduced_weight_delta(reduced_instaflow)
 
 
-MODEL_FIXTURES += ["controlnet_models", "lora_models", "weight_delta_models", "reduced_weight_delta"]
+MODEL_FIXTURES += ["controlnet_models", "lora_models", "reduced_loras", "weight_delta_models", "reduced_weight_delta"]
 
 
 @pytest.fixture(scope="session")
@@ -211,13 +219,10 @@ def _wait_until_freed(server, target: int, settle_s: float = 1.0, limit_s: float
 
 
 @pytest.fixture(scope="module", autouse=True)
-def free_memory_between_modules(request):
-    """A module that sets SERVER_MEMORY_HEAVY = True (it holds several large models in one prompt) starts
-    with a server that holds no models. After each module (its own fixtures are finalized first), the
-    test process collects the module's reference models (diffusers modules hold reference cycles, which
-    only the cyclic collector frees), and a server holding more than FREE_ABOVE_BYTES frees its models."""
-    if getattr(request.module, "SERVER_MEMORY_HEAVY", False):
-        _free_servers_above(0)
+def free_memory_between_modules():
+    """After each module (its own fixtures are finalized first), the test process collects the module's
+    reference models (diffusers modules hold reference cycles, which only the cyclic collector frees), and a
+    server holding more than FREE_ABOVE_BYTES frees its models."""
     yield
     gc.collect()
     _free_servers_above(FREE_ABOVE_BYTES)
@@ -225,8 +230,8 @@ def free_memory_between_modules(request):
 
 @pytest.fixture(autouse=True)
 def free_memory_before_a_heavy_test(request):
-    """A single test marked memory_heavy (its prompt holds several large models, in a module whose other tests do
-    not) starts on a server that holds no models. ComfyUI does not give back all of the previous prompt's model
+    """A test marked memory_heavy (its prompt holds several large models) starts on a server that holds no
+    models. ComfyUI does not give back all of the previous prompt's model
     memory before the next prompt loads its own (docs/comfyui-internals.md, the output cache), so such a prompt
     would otherwise peak with the previous prompt's model on top."""
     if request.node.get_closest_marker("memory_heavy"):

@@ -1,6 +1,7 @@
 """Stock LoraLoader on an InstaFlow model equals the LoRA merged into the diffusers weights by hand.
 
-Two random SD1.5 LoRAs (tests/harness/random_lora.py) cover every UNet attention projection,
+The model is the reduced SD1.5 stand-in (tests/harness/reduced_sd15.py). Two random LoRAs for it
+(tests/harness/random_lora.py, ensure_reduced_loras) cover every UNet attention projection,
 feed-forward and proj_in/proj_out layer and every text-encoder attention/MLP layer: a Kohya file
 (lora_unet_*/lora_te_*, alpha/rank = 0.5) and a diffusers-layout file. The reference
 (tests/harness/reference_lora.py) merges W += strength * alpha/rank * up @ down into the diffusers
@@ -23,15 +24,15 @@ STRENGTH = 0.8
 
 
 @pytest.fixture(scope="module")
-def expected(instaflow_models, lora_models):
+def expected(reduced_instaflow, reduced_loras):
     """expected(kind, unet_strength, text_strength) -> uint8 images, computed once per setting."""
-    merges = {"kohya": (merge_kohya_lora, lora_models.kohya), "diffusers": (merge_diffusers_lora, lora_models.diffusers)}
+    merges = {"kohya": (merge_kohya_lora, reduced_loras.kohya), "diffusers": (merge_diffusers_lora, reduced_loras.diffusers)}
     cache = {}
 
     def image(kind, unet_strength, text_strength):
         key = (kind, unet_strength, text_strength)
         if key not in cache:
-            reference = ReferenceInstaFlow(instaflow_models.diffusers_dir)
+            reference = ReferenceInstaFlow(reduced_instaflow.diffusers_dir)
             merge, path = merges[kind]
             merge(reference, path, unet_strength, text_strength)
             cache[key] = to_uint8(reference.generate(PROMPT, comfy_noise(SEED, size=SIZE)))
@@ -73,22 +74,22 @@ def checkpoint_graph(models, lora_name, strength_model, strength_clip):
     return g, decode_and_save(g, sampled[0], ckpt[2], "lora_checkpoint")
 
 
-def test_kohya_lora_equals_reference_merge(comfy_server, instaflow_models, lora_models, expected):
-    g, save = instaflow_loader_graph(instaflow_models, lora_models.kohya.name, STRENGTH, STRENGTH)
+def test_kohya_lora_equals_reference_merge(comfy_server, reduced_instaflow, reduced_loras, expected):
+    g, save = instaflow_loader_graph(reduced_instaflow, reduced_loras.kohya.name, STRENGTH, STRENGTH)
     diff = record_difference(f"LoraLoader Kohya {STRENGTH}/{STRENGTH}", run(comfy_server, g, save),
                              expected("kohya", STRENGTH, STRENGTH))
     assert diff <= TOLERANCE
 
 
-def test_diffusers_lora_equals_reference_merge(comfy_server, instaflow_models, lora_models, expected):
-    g, save = checkpoint_graph(instaflow_models, lora_models.diffusers.name, STRENGTH, STRENGTH)
+def test_diffusers_lora_equals_reference_merge(comfy_server, reduced_instaflow, reduced_loras, expected):
+    g, save = checkpoint_graph(reduced_instaflow, reduced_loras.diffusers.name, STRENGTH, STRENGTH)
     diff = record_difference(f"LoraLoader diffusers {STRENGTH}/{STRENGTH}", run(comfy_server, g, save),
                              expected("diffusers", STRENGTH, STRENGTH))
     assert diff <= TOLERANCE
 
 
-def test_model_and_clip_strengths_act_on_unet_and_text_encoder(comfy_server, instaflow_models, lora_models, expected):
-    g, save = instaflow_loader_graph(instaflow_models, lora_models.kohya.name, 1.0, 0.5)
+def test_model_and_clip_strengths_act_on_unet_and_text_encoder(comfy_server, reduced_instaflow, reduced_loras, expected):
+    g, save = instaflow_loader_graph(reduced_instaflow, reduced_loras.kohya.name, 1.0, 0.5)
     diff = record_difference("LoraLoader Kohya model 1.0 / clip 0.5", run(comfy_server, g, save),
                              expected("kohya", 1.0, 0.5))
     assert diff <= TOLERANCE
@@ -100,10 +101,10 @@ def test_model_and_clip_strengths_act_on_unet_and_text_encoder(comfy_server, ins
     ("text-encoder part left out", STRENGTH, 0.0),
     ("UNet part left out", 0.0, STRENGTH),
 ])
-def test_lora_applied_wrongly_fails_the_comparison(comfy_server, instaflow_models, lora_models, expected, label,
+def test_lora_applied_wrongly_fails_the_comparison(comfy_server, reduced_instaflow, reduced_loras, expected, label,
                                                    strength_model, strength_clip):
-    lora_name = None if strength_model is None else lora_models.kohya.name
-    g, save = instaflow_loader_graph(instaflow_models, lora_name, strength_model, strength_clip)
+    lora_name = None if strength_model is None else reduced_loras.kohya.name
+    g, save = instaflow_loader_graph(reduced_instaflow, lora_name, strength_model, strength_clip)
     diff = record_difference(f"LoRA broken variant: {label}", run(comfy_server, g, save),
                              expected("kohya", STRENGTH, STRENGTH))
     assert diff > WIDE_MARGIN

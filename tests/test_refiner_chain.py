@@ -4,7 +4,8 @@ InstaFlowLoader + InstaFlowSampler (one step) -> VAEDecode (InstaFlow's VAE) -> 
 VAEEncode (the refiner's VAE) -> stock KSampler on the refiner (CheckpointLoaderSimple,
 CLIPTextEncodeSDXLRefiner, denoise 0.3) -> VAEDecode (the refiner's VAE). Sizes 64 -> 128 px.
 
-The refiner is the random-weight stand-in of tests/harness/random_sdxl_refiner.py: ComfyUI detects
+InstaFlow is the reduced SD1.5 stand-in (tests/harness/reduced_sd15.py); the refiner is the
+random-weight stand-in of tests/harness/random_sdxl_refiner.py: ComfyUI detects
 it as SDXLRefiner (EPS, SDXL latent format, bigG text encoder) like sd_xl_refiner_1.0.safetensors;
 only its channel widths are smaller (the docstring there says why and what that changes).
 
@@ -23,9 +24,6 @@ from harness.comparison import TOLERANCE, record_difference
 from harness.graphs import Graph, encode
 from harness.measurements import record
 from harness.ui_workflow import ui_to_api
-
-# Several large models in one prompt: start from a server that holds none (conftest.py).
-SERVER_MEMORY_HEAVY = True
 
 SEED = 77
 SIZE, REFINED_SIZE = 64, 128
@@ -75,10 +73,10 @@ def refiner_chain_graph(instaflow, refiner, tag):
 
 
 @pytest.fixture(scope="module")
-def chain(comfy_server, instaflow_models, sdxl_refiner_models):
+def chain(comfy_server, reduced_instaflow, sdxl_refiner_models):
     """Runs the chain once; returns its images and the probe's records, by stage."""
     tag = uuid.uuid4().hex[:8]
-    g, save_first, save_upscaled, save_final = refiner_chain_graph(instaflow_models, sdxl_refiner_models, tag)
+    g, save_first, save_upscaled, save_final = refiner_chain_graph(reduced_instaflow, sdxl_refiner_models, tag)
     pids = {"server": comfy_server.proc.pid, "test process": os.getpid()}
     for pid in pids.values():
         _reset_peak_memory(pid)
@@ -146,9 +144,9 @@ def test_refiner_keeps_its_own_eps_sampling_with_the_sdxl_latent_format(chain):
     assert all(abs(t - 1000 * s) > 1 for t, s in zip(timesteps, sigmas))
 
 
-def test_instaflow_stage_in_the_chain_equals_instaflow_alone(comfy_server, instaflow_models, chain):
+def test_instaflow_stage_in_the_chain_equals_instaflow_alone(comfy_server, reduced_instaflow, chain):
     g = Graph()
-    _, save = instaflow_stage(g, instaflow_models)  # no probe and no refiner: computed afresh
+    _, save = instaflow_stage(g, reduced_instaflow)  # no probe and no refiner: computed afresh
     alone = comfy_server.images(comfy_server.run(g.api(), timeout=600), save.id)
     assert record_difference("refiner chain: InstaFlow stage vs InstaFlow alone", [chain["first"]],
                              np.stack(alone)) <= TOLERANCE

@@ -15,7 +15,7 @@ machinery and ComfyUI's loaders are the same for both.
 Settings and what they gave on this model (the 2-core CPU, each run deterministic given its seed):
 - distill, AdamW lr 1e-4, batch 3, 12 steps: one-step error 3.16 -> 0.62 (ratio 0.196).
 - reflow, AdamW lr 3e-4, batch 12 (each pair at 4 sigmas 1/4 apart per step): reflow loss 4.43 -> 2.00
-  (ratio 0.451) after 36 steps; 0.697 after 12. Reflow fits the velocity at every noise level, so on a
+  (ratio 0.451) after 36 steps; 0.697 after 12; lr 6e-4 for 18 steps: 0.533. Reflow fits the velocity at every noise level, so on a
   random model it falls more slowly than the one-step error does. (On the full-size random model, 12 steps
   gave distill 0.16 and reflow 0.76.)
 - reflow with the flipped sign, lr 3e-4, batch 3, 4 steps: ratio 5.79 (the test's run).

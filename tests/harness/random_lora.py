@@ -28,6 +28,8 @@ RELATIVE_UPDATE times the std of the layer's own weight. Measured on the one-ste
 (tests/test_lora.py, Kohya, strength 0.8/0.8): LoRA vs none ~12/255, text-encoder part left out ~10/255,
 UNet part left out ~16/255, alpha ignored ~17/255 (RELATIVE_UPDATE 0.3 gave only ~2/255 for a 20%
 strength error). fp16-representable values.
+ensure_reduced_loras writes the same for the reduced SD1.5 stand-in (harness/reduced_sd15.py), names prefixed
+"reduced-" (its UNet has fewer transformer blocks, so fewer UNet targets).
 Bump VERSION whenever anything here changes what is written.
 """
 from __future__ import annotations
@@ -75,6 +77,19 @@ def ensure_random_loras(instaflow: random_models.RandomInstaFlow) -> RandomLoras
     return RandomLoras(models_root=root, kohya=root / "loras" / KOHYA_NAME, diffusers=root / "loras" / DIFFUSERS_NAME)
 
 
+REDUCED_FAMILY = "instaflow-reduced-lora"
+REDUCED_PREFIX = "reduced-"
+
+
+def ensure_reduced_loras(reduced) -> RandomLoras:
+    """The same LoRAs for the reduced SD1.5 stand-in (harness/reduced_sd15.py), file names prefixed "reduced-"."""
+    tag = f"{REDUCED_FAMILY}-v{VERSION}-{reduced.models_root.parent.name}"
+    root = ensure_built(tag, REDUCED_FAMILY, Path(__file__).resolve(),
+                        ["--arg", f"diffusers_dir={reduced.diffusers_dir}", "--arg", f"prefix={REDUCED_PREFIX}"])
+    return RandomLoras(models_root=root, kohya=root / "loras" / (REDUCED_PREFIX + KOHYA_NAME),
+                       diffusers=root / "loras" / (REDUCED_PREFIX + DIFFUSERS_NAME))
+
+
 def target_modules(unet_keys, text_encoder_keys) -> dict[str, list[str]]:
     """{'unet': [module paths], 'text_encoder': [module paths]} present in the given weight names."""
     unet_modules = {k[:-len(".weight")] for k in unet_keys if k.endswith(".weight")}
@@ -101,7 +116,7 @@ def _random_pair(weight, rank: int, scale: float, generator):
     return down, up
 
 
-def _build(models_root: Path, diffusers_dir: str) -> None:
+def _build(models_root: Path, diffusers_dir: str, prefix: str = "") -> None:
     import torch
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -130,7 +145,7 @@ def _build(models_root: Path, diffusers_dir: str) -> None:
 
     (models_root / "loras").mkdir(parents=True)
     for name, state in ((KOHYA_NAME, kohya), (DIFFUSERS_NAME, diffusers)):
-        save_file({k: v.half().contiguous() for k, v in state.items()}, str(models_root / "loras" / name))
+        save_file({k: v.half().contiguous() for k, v in state.items()}, str(models_root / "loras" / (prefix + name)))
 
 
 _UNET_ATTENTION_PROJECTION = re.compile(r"^(?P<attention>.+\.attn[12])\.(?P<projection>to_q|to_k|to_v|to_out)(\.0)?$")

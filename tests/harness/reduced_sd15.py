@@ -71,7 +71,7 @@ class ReducedInstaFlow:
 
 
 def ensure_reduced_instaflow() -> ReducedInstaFlow:
-    """The cached stand-in; builds it on first use (about 20 s, 1.9 GB)."""
+    """The cached stand-in; builds it on first use (about 20 s, 1.7 GB)."""
     root = ensure_built(f"{FAMILY}-v{VERSION}-{random_models.RECIPE_TAG}", FAMILY, Path(__file__).resolve(),
                         ["--arg", f"comfy_root={comfyui_path()}"])
     single_file = root / "checkpoints" / f"{NAME}.safetensors"

@@ -7,7 +7,7 @@ walking 1,000 files. These tests check that the cache never serves a stale answe
 removed, replaced, linked) and measure the cost:
 - per call, in a subprocess with ComfyUI's folder_paths (no model);
 - per whole warm prompt, in-process (bench/comfy_inprocess.py: ComfyUI's own validation and executor on
-  the random full-size model at 64x64, CPU), profiled by bench/pack_cost.py: time in pack functions
+  the reduced SD1.5 stand-in at 64x64, CPU), profiled by bench/pack_cost.py: time in pack functions
   and what they call, outside ComfyUI's sampling and the model calls.
 The issue's target is under 1 ms per warm prompt; CI asserts a generous bound only (shared CPUs are
 noisy) and prints the figures in the summary.
@@ -175,7 +175,7 @@ def one_step_prompt(model_name: str, size: int = 64):
 def test_warm_prompt_spends_a_few_milliseconds_at_most_in_pack_code(reduced_instaflow, tmp_path):
     """Measured without a profiler: the pack's code takes at most a few milliseconds of a warm prompt (target 1 ms).
 
-    In-process ComfyUI (bench/comfy_inprocess.py, CPU, the random full-size model at 64x64, one step, with
+    In-process ComfyUI (bench/comfy_inprocess.py, CPU, the reduced SD1.5 stand-in at 64x64, one step, with
     1,000 clutter files in the model folders), five warm prompts that differ only in the seed, each validated
     and executed by ComfyUI's own code. bench/pack_meter.py times them with perf_counter at every crossing
     between ComfyUI and the pack, and charges the pack everything that runs on its side: listings and schemas

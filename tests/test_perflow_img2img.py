@@ -12,10 +12,10 @@ boundary (6 steps, strength 0.6: timesteps 625, 500, 250 from a VP-noised latent
 where the training inputs were straight-line mixes, not VP marginals): it must miss the snapped graph
 by a wide margin.
 
-Graph: stock CheckpointLoaderSimple (the random InstaFlow fixture's single file: SD1.5 weights with the
+Graph: stock CheckpointLoaderSimple (the reduced SD1.5 stand-in's single file, tests/harness/reduced_sd15.py, with the
 plain random VAE, whose decoder suits img2img's latents of ordinary scale) + ModelSamplingPeRFlow(diff_eps)
 + LoadImage + VAEEncode + SamplerCustom (KSamplerSelect euler, PeRFlowScheduler). Reference:
-tests/harness/reference_perflow.py (img2img) on the same fixture's diffusers folder, with x0 = VAE
+tests/harness/reference_perflow.py (img2img) on the same stand-in's reference diffusers folder, with x0 = VAE
 posterior mode * 0.18215, as ComfyUI's VAEEncode + the SD1.5 latent format give. Tolerance: mean
 absolute difference within 1/255.
 """

@@ -27,9 +27,10 @@ Weights: down ~ N(0, 1/in_features) and up Gaussian, scaled so that the update a
 RELATIVE_UPDATE times the std of the layer's own weight. Measured on the one-step 64x64 test
 (tests/test_lora.py, Kohya, strength 0.8/0.8): LoRA vs none ~12/255, text-encoder part left out ~10/255,
 UNet part left out ~16/255, alpha ignored ~17/255 (RELATIVE_UPDATE 0.3 gave only ~2/255 for a 20%
-strength error). fp16-representable values.
+strength error); those figures are from the full-size model. fp16-representable values.
 ensure_reduced_loras writes the same for the reduced SD1.5 stand-in (harness/reduced_sd15.py), names prefixed
-"reduced-" (its UNet has fewer transformer blocks, so fewer UNet targets).
+"reduced-" (its UNet has fewer transformer blocks, so fewer UNet targets); tests/test_lora.py uses these: LoRA vs
+none ~28/255, text-encoder part left out ~19/255, UNet part left out ~17/255, alpha ignored ~16/255.
 Bump VERSION whenever anything here changes what is written.
 """
 from __future__ import annotations
@@ -78,16 +79,16 @@ def ensure_random_loras(instaflow: random_models.RandomInstaFlow) -> RandomLoras
 
 
 REDUCED_FAMILY = "instaflow-reduced-lora"
-REDUCED_PREFIX = "reduced-"
 
 
 def ensure_reduced_loras(reduced) -> RandomLoras:
     """The same LoRAs for the reduced SD1.5 stand-in (harness/reduced_sd15.py), file names prefixed "reduced-"."""
-    tag = f"{REDUCED_FAMILY}-v{VERSION}-{reduced.models_root.parent.name}"
-    root = ensure_built(tag, REDUCED_FAMILY, Path(__file__).resolve(),
-                        ["--arg", f"diffusers_dir={reduced.diffusers_dir}", "--arg", f"prefix={REDUCED_PREFIX}"])
-    return RandomLoras(models_root=root, kohya=root / "loras" / (REDUCED_PREFIX + KOHYA_NAME),
-                       diffusers=root / "loras" / (REDUCED_PREFIX + DIFFUSERS_NAME))
+    from harness.reduced_sd15 import TWIN_PREFIX
+
+    root = ensure_built(f"{REDUCED_FAMILY}-v{VERSION}-{reduced.tag}", REDUCED_FAMILY, Path(__file__).resolve(),
+                        ["--arg", f"diffusers_dir={reduced.diffusers_dir}", "--arg", f"prefix={TWIN_PREFIX}"])
+    return RandomLoras(models_root=root, kohya=root / "loras" / (TWIN_PREFIX + KOHYA_NAME),
+                       diffusers=root / "loras" / (TWIN_PREFIX + DIFFUSERS_NAME))
 
 
 def target_modules(unet_keys, text_encoder_keys) -> dict[str, list[str]]:

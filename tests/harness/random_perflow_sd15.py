@@ -31,7 +31,7 @@ theirs). Calibrated tensors are rounded to fp16 values, so the fp16 single file 
 
 The tag contains the InstaFlow recipe tag, so rebuilding that fixture rebuilds this one.
 ensure_reduced_perflow_sd15 applies the same recipe to the reduced SD1.5 stand-in (harness/reduced_sd15.py):
-checkpoints/perflow-reduced-sd15.safetensors, and its diffusers folder under reference/ for the reference only.
+checkpoints/reduced-perflow-random-sd15.safetensors, and its diffusers folder under reference/ for the reference only.
 """
 from __future__ import annotations
 
@@ -78,18 +78,21 @@ def ensure_random_perflow_sd15(instaflow: random_models.RandomInstaFlow) -> Rand
     return RandomPeRFlowSD15(root, root / "perflow" / NAME, NAME, root / "checkpoints" / f"{NAME}.safetensors")
 
 
-REDUCED_FAMILY = REDUCED_NAME = "perflow-reduced-sd15"
+REDUCED_FAMILY = "perflow-reduced-sd15"
+REDUCED_VERSION = 2  # 2: files named with reduced_sd15.TWIN_PREFIX
 
 
 def ensure_reduced_perflow_sd15(reduced) -> RandomPeRFlowSD15:
     """The same recipe on the reduced SD1.5 stand-in (harness/reduced_sd15.py). Its diffusers folder lies
     under reference/ (ComfyUI cannot load a diffusers folder of that UNet), so `.name` is the single file's."""
-    tag = f"{REDUCED_FAMILY}-v{VERSION}-{reduced.models_root.parent.name}"
-    root = ensure_built(tag, REDUCED_FAMILY, Path(__file__).resolve(),
+    from harness.reduced_sd15 import TWIN_PREFIX
+
+    name = TWIN_PREFIX + NAME  # reduced-perflow-random-sd15
+    root = ensure_built(f"{REDUCED_FAMILY}-v{REDUCED_VERSION}-{reduced.tag}", REDUCED_FAMILY, Path(__file__).resolve(),
                         ["--arg", f"instaflow_dir={reduced.diffusers_dir}", "--arg", f"instaflow_file={reduced.single_file}",
-                         "--arg", f"name={REDUCED_NAME}", "--arg", "folder_root=reference"])
-    single_file = root / "checkpoints" / f"{REDUCED_NAME}.safetensors"
-    return RandomPeRFlowSD15(root, root / "reference" / REDUCED_NAME, single_file.name, single_file)
+                         "--arg", f"name={name}", "--arg", "folder_root=reference"])
+    single_file = root / "checkpoints" / f"{name}.safetensors"
+    return RandomPeRFlowSD15(root, root / "reference" / name, single_file.name, single_file)
 
 
 def _link_tree(source: Path, target: Path) -> None:

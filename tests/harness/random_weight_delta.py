@@ -26,8 +26,9 @@ UNETLoader (which reads a checkpoint's UNet keys only), and links InstaFlow's ow
 Measured on the one-step 64x64 test (tests/test_weight_delta.py, alpha 1): delta with the wrong sign
 ~20/255 off, InstaFlow's text encoder and VAE instead of the finetune's ~20/255; with the reference
 alone, alpha 0.7 vs no UNet delta ~10/255 (UNET_RELATIVE 0.05 gave only ~2.6/255).
-ensure_reduced_weight_delta applies the same recipe to the reduced SD1.5 stand-in (harness/reduced_sd15.py),
-every name prefixed "reduced-".
+(Those figures are from the full-size model.) ensure_reduced_weight_delta applies the same recipe to the reduced
+SD1.5 stand-in (harness/reduced_sd15.py), every name prefixed "reduced-"; tests/test_weight_delta.py uses it:
+wrong sign ~21/255, InstaFlow's text encoder and VAE ~17/255.
 Bump VERSION whenever anything here changes what is written.
 """
 from __future__ import annotations
@@ -94,17 +95,17 @@ def ensure_random_weight_delta(instaflow: random_models.RandomInstaFlow) -> Rand
 
 
 REDUCED_FAMILY = "instaflow-reduced-weight-delta"
-REDUCED_PREFIX = "reduced-"
 
 
 def ensure_reduced_weight_delta(reduced) -> RandomWeightDelta:
     """The same recipe on the reduced SD1.5 stand-in (harness/reduced_sd15.py); every file name starts with
     "reduced-" so that the server lists both fixtures side by side."""
-    tag = f"{REDUCED_FAMILY}-v{VERSION}-{reduced.models_root.parent.name}"
-    root = ensure_built(tag, REDUCED_FAMILY, Path(__file__).resolve(),
+    from harness.reduced_sd15 import TWIN_PREFIX
+
+    root = ensure_built(f"{REDUCED_FAMILY}-v{VERSION}-{reduced.tag}", REDUCED_FAMILY, Path(__file__).resolve(),
                         ["--arg", f"instaflow_file={reduced.single_file}", "--arg", f"pipeline={reduced.diffusers_dir}",
-                         "--arg", f"prefix={REDUCED_PREFIX}"])
-    return _described(root, REDUCED_PREFIX)
+                         "--arg", f"prefix={TWIN_PREFIX}"])
+    return _described(root, TWIN_PREFIX)
 
 
 def _perturbed(tensor, relative: float, generator):

@@ -68,14 +68,20 @@ class ReducedInstaFlow:
     diffusers_dir: Path  # the reference's diffusers folder (not loadable by ComfyUI, see above)
     single_file: Path  # models_root/checkpoints/<NAME>.safetensors
     name: str  # what the pack's loaders are given: the single file's name
+    tag: str  # its cache tag; fixtures made from it put it in theirs, so rebuilding it rebuilds them
+
+
+# Fixtures built from the stand-in (harness/random_lora.py, random_weight_delta.py, random_perflow_sd15.py) name
+# their files with this prefix, so that the server lists them next to their full-size twins.
+TWIN_PREFIX = "reduced-"
 
 
 def ensure_reduced_instaflow() -> ReducedInstaFlow:
     """The cached stand-in; builds it on first use (about 20 s, 1.7 GB)."""
-    root = ensure_built(f"{FAMILY}-v{VERSION}-{random_models.RECIPE_TAG}", FAMILY, Path(__file__).resolve(),
-                        ["--arg", f"comfy_root={comfyui_path()}"])
+    tag = f"{FAMILY}-v{VERSION}-{random_models.RECIPE_TAG}"
+    root = ensure_built(tag, FAMILY, Path(__file__).resolve(), ["--arg", f"comfy_root={comfyui_path()}"])
     single_file = root / "checkpoints" / f"{NAME}.safetensors"
-    return ReducedInstaFlow(root, root / "reference" / NAME, single_file, single_file.name)
+    return ReducedInstaFlow(root, root / "reference" / NAME, single_file, single_file.name, tag)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -67,6 +67,15 @@ def controlnet_models(instaflow_models):
 
 
 @pytest.fixture(scope="session")
+def reduced_controlnet(reduced_instaflow):
+    """The same ControlNet recipe on the reduced SD1.5 stand-in's UNet, in the LDM layout ComfyUI loads at any
+    size (.file, .name prefixed "reduced-", .diffusers_dir for the reference)."""
+    from harness.random_controlnet import ensure_reduced_controlnet
+
+    return ensure_reduced_controlnet(reduced_instaflow)
+
+
+@pytest.fixture(scope="session")
 def lora_models(instaflow_models):
     """Random SD1.5 LoRAs for the InstaFlow fixture (.kohya, .diffusers files in loras/)."""
     from harness.random_lora import ensure_random_loras
@@ -98,7 +107,8 @@ def reduced_weight_delta(reduced_instaflow):
     return ensure_reduced_weight_delta(reduced_instaflow)
 
 
-MODEL_FIXTURES += ["controlnet_models", "lora_models", "reduced_loras", "weight_delta_models", "reduced_weight_delta"]
+MODEL_FIXTURES += ["controlnet_models", "reduced_controlnet", "lora_models", "reduced_loras", "weight_delta_models",
+                   "reduced_weight_delta"]
 
 
 @pytest.fixture(scope="session")

@@ -71,8 +71,8 @@ class ReducedInstaFlow:
     tag: str  # its cache tag; fixtures made from it put it in theirs, so rebuilding it rebuilds them
 
 
-# Fixtures built from the stand-in (harness/random_lora.py, random_weight_delta.py, random_perflow_sd15.py) name
-# their files with this prefix, so that the server lists them next to their full-size twins.
+# Fixtures built from the stand-in (harness/random_lora.py, random_weight_delta.py, random_perflow_sd15.py,
+# random_controlnet.py) name their files with this prefix, so that the server lists them next to their full-size twins.
 TWIN_PREFIX = "reduced-"
 
 

@@ -59,33 +59,19 @@ MODEL_FIXTURES = ["instaflow_models", "reduced_instaflow"]
 
 
 @pytest.fixture(scope="session")
-def controlnet_models(instaflow_models):
-    """A random SD1.5 ControlNet made from the InstaFlow fixture's UNet (.file, .name, .diffusers_dir)."""
-    from harness.random_controlnet import ensure_random_controlnet
-
-    return ensure_random_controlnet(instaflow_models)
-
-
-@pytest.fixture(scope="session")
 def reduced_controlnet(reduced_instaflow):
-    """The same ControlNet recipe on the reduced SD1.5 stand-in's UNet, in the LDM layout ComfyUI loads at any
-    size (.file, .name prefixed "reduced-", .diffusers_dir for the reference)."""
+    """A random SD1.5 ControlNet made from the reduced stand-in's UNet, in the LDM layout ComfyUI loads at any
+    size (.file, .name prefixed "reduced-", .diffusers_dir for the reference). Its full-size twin
+    (harness/random_controlnet.py ensure_random_controlnet) serves the device check on a GPU."""
     from harness.random_controlnet import ensure_reduced_controlnet
 
     return ensure_reduced_controlnet(reduced_instaflow)
 
 
 @pytest.fixture(scope="session")
-def lora_models(instaflow_models):
-    """Random SD1.5 LoRAs for the InstaFlow fixture (.kohya, .diffusers files in loras/)."""
-    from harness.random_lora import ensure_random_loras
-
-    return ensure_random_loras(instaflow_models)
-
-
-@pytest.fixture(scope="session")
 def reduced_loras(reduced_instaflow):
-    """The same LoRAs for the reduced SD1.5 stand-in (.kohya, .diffusers; names prefixed "reduced-")."""
+    """Random SD1.5 LoRAs for the reduced stand-in (.kohya, .diffusers files in loras/, names prefixed "reduced-").
+    Their full-size twins (harness/random_lora.py ensure_random_loras) serve the device check on a GPU."""
     from harness.random_lora import ensure_reduced_loras
 
     return ensure_reduced_loras(reduced_instaflow)
@@ -107,8 +93,7 @@ def reduced_weight_delta(reduced_instaflow):
     return ensure_reduced_weight_delta(reduced_instaflow)
 
 
-MODEL_FIXTURES += ["controlnet_models", "reduced_controlnet", "lora_models", "reduced_loras", "weight_delta_models",
-                   "reduced_weight_delta"]
+MODEL_FIXTURES += ["reduced_controlnet", "reduced_loras", "weight_delta_models", "reduced_weight_delta"]
 
 
 @pytest.fixture(scope="session")
@@ -178,6 +163,15 @@ def perflow_delta_models(instaflow_models):
 
 
 @pytest.fixture(scope="session")
+def reduced_perflow_delta(reduced_instaflow):
+    """The same delta for the reduced stand-in: LDM-layout files in perflow/ (.name, .single_file) and the
+    reference's diffusers folder (.folder, .variant_file(v))."""
+    from harness.random_perflow_delta import ensure_reduced_perflow_delta
+
+    return ensure_reduced_perflow_delta(reduced_instaflow)
+
+
+@pytest.fixture(scope="session")
 def perflow_sdxl_models():
     """An SDXL-architecture PeRFlow diffusers folder stand-in in perflow/ (tests/harness/random_perflow_sdxl.py)."""
     from harness.random_perflow_sdxl import ensure_random_perflow_sdxl
@@ -185,7 +179,8 @@ def perflow_sdxl_models():
     return ensure_random_perflow_sdxl()
 
 
-MODEL_FIXTURES += ["perflow_sd15_models", "reduced_perflow_sd15", "perflow_delta_models", "perflow_sdxl_models"]
+MODEL_FIXTURES += ["perflow_sd15_models", "reduced_perflow_sd15", "perflow_delta_models", "reduced_perflow_delta",
+                   "perflow_sdxl_models"]
 
 
 @pytest.fixture(scope="session")
@@ -236,16 +231,6 @@ def free_memory_between_modules():
     yield
     gc.collect()
     _free_servers_above(FREE_ABOVE_BYTES)
-
-
-@pytest.fixture(autouse=True)
-def free_memory_before_a_heavy_test(request):
-    """A test marked memory_heavy (its prompt holds several large models) starts on a server that holds no
-    models. ComfyUI does not give back all of the previous prompt's model
-    memory before the next prompt loads its own (docs/comfyui-internals.md, the output cache), so such a prompt
-    would otherwise peak with the previous prompt's model on top."""
-    if request.node.get_closest_marker("memory_heavy"):
-        _free_servers_above(0)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -301,3 +286,4 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("time per test module")
         for line in CLOCK.summary():
             terminalreporter.write_line(line)
+

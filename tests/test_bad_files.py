@@ -1,7 +1,8 @@
 """Broken, foreign, hostile and out-of-bounds model files: a clear error naming the file, nothing executed.
 
 Every case runs on the real server (the broken files come from tests/harness/robustness_models.py)
-and ends by running the next valid prompt. The name resolver's own defences (names that leave the
+and ends by running the next valid prompt (on the reduced SD1.5 stand-in, harness/reduced_sd15.py: the
+prompt shows the server is usable, and costs a seventh of a full-size one). The name resolver's own defences (names that leave the
 model folders, symlinks, link loops) are also tested directly, in a subprocess with ComfyUI's
 folder_paths pointed at temporary folders, because ComfyUI's prompt validation never lets such names
 reach the node.
@@ -55,29 +56,29 @@ BROKEN_SINGLE_FILES = [
 
 
 @pytest.mark.parametrize("name, says", BROKEN_SINGLE_FILES, ids=["truncated", "not_safetensors", "empty"])
-def test_broken_single_file_is_reported_with_its_path(comfy_server, instaflow_models, robustness_models, name, says):
+def test_broken_single_file_is_reported_with_its_path(comfy_server, reduced_instaflow, robustness_models, name, says):
     error = instaflow_loader_failure(comfy_server, name)
     assert str(robustness_models.checkpoint(name)) in error.exception_message
     assert says in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
 @pytest.mark.parametrize("name", [name for name, _ in BROKEN_SINGLE_FILES], ids=["truncated", "not_safetensors", "empty"])
-def test_broken_single_file_in_stock_loader_fails_in_comfyui_and_server_recovers(comfy_server, instaflow_models, name):
+def test_broken_single_file_in_stock_loader_fails_in_comfyui_and_server_recovers(comfy_server, reduced_instaflow, name):
     # ComfyUI's own behaviour (CheckpointLoaderSimple, before ModelSamplingInstaFlow runs): a red loader node.
     # Its message does not always name the file (safetensors' wording changed); the node's input does.
     error = stock_loader_failure(comfy_server, name)
     assert error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
 @pytest.mark.parametrize("part", sorted(rm.MISSING_PART_FOLDERS))
-def test_diffusers_folder_missing_a_part_names_the_folder_and_part(comfy_server, instaflow_models, robustness_models, part):
+def test_diffusers_folder_missing_a_part_names_the_folder_and_part(comfy_server, reduced_instaflow, robustness_models, part):
     name = rm.MISSING_PART_FOLDERS[part]
     error = instaflow_loader_failure(comfy_server, name)
     assert str(robustness_models.diffusers(name)) in error.exception_message
     assert f"no {part}/ weights" in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
 FOREIGN_ARCHITECTURES = [
@@ -89,66 +90,66 @@ FOREIGN_ARCHITECTURES = [
 
 
 @pytest.mark.parametrize("name, folder, found", FOREIGN_ARCHITECTURES, ids=["sdxl", "sd2", "flux", "sdxl_diffusers"])
-def test_other_architecture_is_named_with_the_expected_one(comfy_server, instaflow_models, robustness_models, name, folder, found):
+def test_other_architecture_is_named_with_the_expected_one(comfy_server, reduced_instaflow, robustness_models, name, folder, found):
     error = instaflow_loader_failure(comfy_server, name)
     path = robustness_models.models_root / folder / name
     assert str(path) in error.exception_message
     assert f"this is a {found} model" in error.exception_message
     assert "need SD1.5" in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
-def test_sd15_unet_only_file_says_what_is_missing_and_what_to_use(comfy_server, instaflow_models, robustness_models):
+def test_sd15_unet_only_file_says_what_is_missing_and_what_to_use(comfy_server, reduced_instaflow, robustness_models):
     error = instaflow_loader_failure(comfy_server, rm.SD15_UNET_ONLY)
     assert str(robustness_models.checkpoint(rm.SD15_UNET_ONLY)) in error.exception_message
     assert "no text encoder and no VAE" in error.exception_message
     assert "ModelSamplingInstaFlow" in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
-def test_malicious_pickle_is_refused_and_its_code_never_runs(comfy_server, instaflow_models, robustness_models):
+def test_malicious_pickle_is_refused_and_its_code_never_runs(comfy_server, reduced_instaflow, robustness_models):
     error = instaflow_loader_failure(comfy_server, rm.MALICIOUS_PICKLE)
     assert str(robustness_models.checkpoint(rm.MALICIOUS_PICKLE)) in error.exception_message
     assert "refused" in error.exception_message and "io.open" in error.exception_message
     assert not robustness_models.pickle_marker.exists()
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
-def test_malicious_pickle_unet_in_diffusers_folder_is_refused(comfy_server, instaflow_models, robustness_models):
+def test_malicious_pickle_unet_in_diffusers_folder_is_refused(comfy_server, reduced_instaflow, robustness_models):
     error = instaflow_loader_failure(comfy_server, rm.MALICIOUS_PICKLE_DIFFUSERS)
     unet = robustness_models.diffusers(rm.MALICIOUS_PICKLE_DIFFUSERS) / "unet" / "diffusion_pytorch_model.bin"
     assert str(unet) in error.exception_message and "refused" in error.exception_message
     assert not robustness_models.pickle_marker.exists()
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
-def test_malicious_pickle_in_stock_loader_is_not_executed_either(comfy_server, instaflow_models, robustness_models):
+def test_malicious_pickle_in_stock_loader_is_not_executed_either(comfy_server, reduced_instaflow, robustness_models):
     # ComfyUI loads pickles with weights_only=True on torch >= 2.4 (comfy/utils.py ALWAYS_SAFE_LOAD).
     stock_loader_failure(comfy_server, rm.MALICIOUS_PICKLE)
     assert not robustness_models.pickle_marker.exists()
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
-def test_benign_pickle_is_read_as_tensors_only_then_checked(comfy_server, instaflow_models, robustness_models):
+def test_benign_pickle_is_read_as_tensors_only_then_checked(comfy_server, reduced_instaflow, robustness_models):
     # Reading it worked (weights only): the error is about its architecture, not about the format.
     error = instaflow_loader_failure(comfy_server, rm.SD2_PICKLE)
     assert str(robustness_models.checkpoint(rm.SD2_PICKLE)) in error.exception_message
     assert "this is a SD2.x model" in error.exception_message
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
 @pytest.mark.parametrize("loader, name", [
     ("InstaFlowLoader", "../../etc/passwd"), ("InstaFlowLoader", "/etc/passwd"),
     ("InstaFlowLoader", "robustness/../../../etc/passwd"), ("CheckpointLoaderSimple", "../../etc/passwd"),
 ])
-def test_name_outside_the_model_folders_is_rejected_by_comfyui_validation(comfy_server, instaflow_models, loader, name):
+def test_name_outside_the_model_folders_is_rejected_by_comfyui_validation(comfy_server, reduced_instaflow, loader, name):
     g = Graph()
     node = g.add(loader, ckpt_name=name)
     image = g.add("VAEDecode", samples=g.add("EmptyLatentImage", width=64, height=64, batch_size=1)[0], vae=node[2])
     g.add("SaveImage", images=image[0], filename_prefix="never")
     errors = rejection(comfy_server, g.api(), node.id)
     assert names_a_value_not_offered(errors[0], name)
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)
 
 
 # ---------------------------------------------------------------------------------------------- resolver
@@ -223,7 +224,7 @@ def test_resolver_listing_ends_on_a_link_loop(comfyui_dir, model_roots):
     assert 1 < len(looped) <= 5, looped  # bounded by the listing depth, not by the filesystem
 
 
-def test_symlink_in_model_folder_is_loaded_through_the_server(comfy_server, instaflow_models, robustness_models,
+def test_symlink_in_model_folder_is_loaded_through_the_server(comfy_server, reduced_instaflow, robustness_models,
                                                              scratch_models, tmp_path):
     outside = tmp_path / "outside.ckpt"  # a real, readable model file outside every model folder
     outside.write_bytes(robustness_models.checkpoint(rm.SD2_PICKLE).read_bytes())
@@ -235,4 +236,4 @@ def test_symlink_in_model_folder_is_loaded_through_the_server(comfy_server, inst
     assert str(link) in error.exception_message and "SD2.x" in error.exception_message
     os.remove(link)
     os.remove(scratch_models.path("instaflow", "dangling.safetensors"))
-    assert_next_prompt_succeeds(comfy_server, instaflow_models.name)
+    assert_next_prompt_succeeds(comfy_server, reduced_instaflow.name)

@@ -3,7 +3,10 @@
 Every model file a template loads from a stock folder is declared on its loader (`properties.models`),
 so ComfyUI's missing-models dialog can offer it. The server tests put random test models under those
 exact names (harness/template_models.py), so the templates run as saved, apart from a smaller latent.
-Templates that load a diffusers folder (InstaFlowLoader / PeRFlowLoader) get the random folder instead.
+SD1.5 stand-ins are the reduced ones (harness/reduced_sd15.py): a template must run and save an image here;
+the equivalence modules check what it computes. Templates that load a diffusers folder (InstaFlowLoader /
+PeRFlowLoader) get the reduced single file instead (both loaders take single files), or for SDXL the random
+PeRFlow SDXL folder.
 """
 import json
 import re
@@ -22,17 +25,12 @@ from harness.ui_workflow import VIRTUAL_NODES, ui_to_api
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 TEST_SIZE = 64  # the random-weight model runs any size; small keeps CPU time down
-# Templates that hold three SD1.5 models at once (about 14.8 GiB in the server on its own) are marked
-# memory_heavy: they run on a server that first lets go of the previous template's models (measured without it:
-# 15.5-15.6 GiB in the server, 16.2-16.4 GiB with the test process, over the 16 GiB budget; with it, 14.9 and 15.7).
-MEMORY_HEAVY = {"instaflow_weight_delta"}
 LORA_EXAMPLE_NAME = "my_sd15_style_lora.safetensors"  # the user's own LoRA: nothing to declare or download
 # Folder loaders: the official diffusers folder a template names -> the random test model standing in.
 # PeRFlow's test models are listed under models/perflow by these names; the SD1.5 one falls back to the
 # random InstaFlow diffusers folder (the same SD1.5 architecture; PeRFlowLoader lists models/diffusers too).
 FOLDER_LOADERS = {"InstaFlowLoader": "ckpt_name", "PeRFlowLoader": "ckpt_name"}
-PERFLOW_STAND_INS = {"perflow-sd15-dreamshaper": "perflow-random-sd15", "perflow-sdxl-base": "perflow-random-sdxl"}
-PERFLOW_SD15_FALLBACK = {"perflow-sd15-dreamshaper"}
+PERFLOW_SDXL_STAND_IN = {"perflow-sdxl-base": "perflow-random-sdxl"}
 # Loaders whose model comes from a fixed model folder (so the template must declare it), and the folder.
 FILE_LOADERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders", "DualCLIPLoader": "text_encoders",
                 "VAELoader": "vae", "CheckpointLoaderSimple": "checkpoints", "ControlNetLoader": "controlnet",
@@ -264,16 +262,14 @@ def test_the_converter_reads_widgets_as_the_frontend_does_and_refuses_a_seed_wit
 # ------------------------------------------------------------------------------ on the real server
 
 
-def perflow_stand_ins(object_info: dict, instaflow_models) -> dict:
-    """PeRFlow folder name -> the test model the server lists for it."""
+def folder_stand_ins(object_info: dict, reduced_instaflow, reduced_perflow_sd15) -> dict:
+    """Folder name in a template -> what the test server lists for it: the reduced single files for SD1.5
+    (InstaFlowLoader and PeRFlowLoader take single files too; 7x faster per UNet call than full size), the
+    PeRFlow SDXL test folder when listed."""
     listed = set(combo_options(object_info, "PeRFlowLoader", "ckpt_name"))
-    mapping = {}
-    for official, stand_in in PERFLOW_STAND_INS.items():
-        if stand_in in listed:
-            mapping[official] = stand_in
-        elif official in PERFLOW_SD15_FALLBACK:
-            mapping[official] = instaflow_models.name
-    return mapping
+    return {"instaflow_0_9B_from_sd_1_5": reduced_instaflow.name, "2_rectified_flow_from_sd_1_5": reduced_instaflow.name,
+            "perflow-sd15-dreamshaper": reduced_perflow_sd15.name,
+            **{official: stand_in for official, stand_in in PERFLOW_SDXL_STAND_IN.items() if stand_in in listed}}
 
 
 def skip_or_fail_for_missing_perflow_test_model(what: str) -> None:
@@ -287,19 +283,19 @@ def skip_or_fail_for_missing_perflow_test_model(what: str) -> None:
 def with_test_models(prompt: dict, *, folder_stand_ins: dict, lora_name: str, server) -> dict:
     """Point folder loaders and the LoRA at the random test models, give LoadImage a picture, shrink the latent.
 
-    An inversion template runs 2 steps and 1 fixed-point iteration instead of 10 and 3 (80 s -> about 15 s on the
-    CPU): it must run and save an image here; tests/test_inversion.py checks the inversion against its reference."""
-    inverting = any(node["class_type"] == "InstaFlowInversion" for node in prompt.values())
+    Every sampler, schedule and inversion runs at most 2 steps (PeRFlow's schedules still run one per window),
+    and an inversion 1 fixed-point iteration: a template must run and save an image here; the equivalence
+    modules check each sampling at its settings. (The SDXL refiner's 20 steps took 26 s of its 43 s.)"""
     for node in prompt.values():
         inputs = node["inputs"]
-        if inverting and "steps" in inputs:  # the inversion and the sampling or schedule that regenerates from it
-            inputs["steps"] = 2
-            if node["class_type"] == "InstaFlowInversion":
-                inputs["fixed_point_iterations"] = 1
+        if isinstance(inputs.get("steps"), int):
+            inputs["steps"] = min(inputs["steps"], 2)
+        if node["class_type"] == "InstaFlowInversion":
+            inputs["fixed_point_iterations"] = 1
         if node["class_type"] in FOLDER_LOADERS:
             name = inputs["ckpt_name"]
             if name not in folder_stand_ins:
-                skip_or_fail_for_missing_perflow_test_model(f"{name} ({PERFLOW_STAND_INS.get(name)})")
+                skip_or_fail_for_missing_perflow_test_model(f"{name} ({PERFLOW_SDXL_STAND_IN.get(name)})")
             inputs["ckpt_name"] = folder_stand_ins[name]
         elif node["class_type"] == "LoraLoader":
             inputs["lora_name"] = lora_name
@@ -318,29 +314,25 @@ def with_test_models(prompt: dict, *, folder_stand_ins: dict, lora_name: str, se
 
 
 @pytest.fixture(scope="module")
-def template_models(comfy_server, scratch_models, instaflow_models, controlnet_models, weight_delta_models,
-                    sdxl_refiner_models):
+def template_models(comfy_server, scratch_models, reduced_instaflow, reduced_perflow_sd15, reduced_controlnet,
+                    reduced_weight_delta, reduced_perflow_delta, sdxl_refiner_models):
     """Every declared file that has a test stand-in, under its declared name (links in the scratch models root)."""
-    stand_ins = StandIns(instaflow_models, controlnet_models, weight_delta_models, sdxl_refiner_models,
-                         comfy_server.models_roots)
+    stand_ins = StandIns(reduced_instaflow, reduced_perflow_sd15, reduced_controlnet, reduced_weight_delta,
+                         reduced_perflow_delta, sdxl_refiner_models, comfy_server.models_roots)
     with linked_template_models(scratch_models, stand_ins) as links:
         yield links
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.memory_heavy) if p.stem in MEMORY_HEAVY else p
-                                  for p in SERVER_EXAMPLES], ids=lambda p: p.stem)
-def test_example_workflow_runs_and_saves_an_image(comfy_server, instaflow_models, reduced_instaflow, lora_models,
+@pytest.mark.parametrize("path", SERVER_EXAMPLES, ids=lambda p: p.stem)
+def test_example_workflow_runs_and_saves_an_image(comfy_server, reduced_instaflow, reduced_perflow_sd15, reduced_loras,
                                                   template_models, path):
     workflow = load(path)
     missing = [e["name"] for e in declared_models(workflow) if e["name"] not in template_models]
     if missing:
         skip_or_fail_for_missing_perflow_test_model(", ".join(missing))
     object_info = comfy_server.object_info()
-    prompt = with_test_models(ui_to_api(workflow, object_info), server=comfy_server, lora_name=lora_models.kohya.name,
-                              # InstaFlowLoader takes single files too: the reduced stand-in, 7x faster per call
-                              folder_stand_ins={"instaflow_0_9B_from_sd_1_5": reduced_instaflow.name,
-                                                "2_rectified_flow_from_sd_1_5": reduced_instaflow.name,
-                                                **perflow_stand_ins(object_info, instaflow_models)})
+    prompt = with_test_models(ui_to_api(workflow, object_info), server=comfy_server, lora_name=reduced_loras.kohya.name,
+                              folder_stand_ins=folder_stand_ins(object_info, reduced_instaflow, reduced_perflow_sd15))
     outputs = comfy_server.run(prompt, timeout=600)
     saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
     assert saved, f"{path.name} has no SaveImage node"

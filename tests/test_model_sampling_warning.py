@@ -39,8 +39,8 @@ def test_warning_is_written_to_the_server_log(sd3_outputs, comfy_server):
     assert f"{warning} The model is patched for InstaFlow sampling anyway" in comfy_server.log_text()
 
 
-def test_sd15_model_gives_no_warning(comfy_server, instaflow_models):
+def test_sd15_model_gives_no_warning(comfy_server, reduced_instaflow):
     prompt, node_id = model_sampling_graph(
-        lambda g: g.add("CheckpointLoaderSimple", ckpt_name=instaflow_models.single_file.name)[0])
+        lambda g: g.add("CheckpointLoaderSimple", ckpt_name=reduced_instaflow.single_file.name)[0])
     outputs = comfy_server.run(prompt, timeout=300)
     assert WARNING_KEY not in outputs.get(node_id, {})

@@ -6,12 +6,14 @@ sample with PeRFlowScheduler(diff_eps). Graph: stock CheckpointLoaderSimple (the
 PeRFlowDeltaWeights(delta_name, strength) -> stock KSampler euler/perflow, 4 steps, cfg 4.5, with the
 finetune's CLIP and VAE.
 
-Stand-ins: the finetune of tests/harness/random_weight_delta.py and the random delta folder of
-tests/harness/random_perflow_delta.py (v0-1 and a different v0-0; the highest-sorting variant must
-win). Reference: tests/harness/reference_perflow_delta.py. All reference images are computed before
-the first graph runs, so the reference's weights are freed while the server holds its models.
-Tolerance: mean absolute difference within 1/255. Strength 0 and the wrong variant file must miss
-by a wide margin.
+Stand-ins: the diffusers-layout delta folder, as users download it, is checked at full size (the finetune of
+tests/harness/random_weight_delta.py, the random delta folder of tests/harness/random_perflow_delta.py, with
+v0-1 and a different v0-0: the highest-sorting variant must win). Strength, single files and the missing
+delta are checked on the reduced twins (harness/reduced_sd15.py: an LDM-layout delta file, the only layout
+in which ComfyUI reads that UNet), about 7x cheaper per UNet call. Reference:
+tests/harness/reference_perflow_delta.py. Each size's reference images are computed before its first graph
+runs, so the reference's weights are freed while the server holds its models. Tolerance: mean absolute
+difference within 1/255. Strength 0 and the wrong variant file must miss by a wide margin.
 """
 import gc
 
@@ -32,25 +34,37 @@ TOLERANCE = 1 / 255
 DELTA_MATTERS = 5 / 255  # strength 1 vs 0 must change the image at least this much
 BROKEN_MARGIN = 4 * TOLERANCE
 REFERENCES = {"v0-1 strength 1": ("v0-1", 1.0), "v0-1 strength 0.5": ("v0-1", 0.5),
-              "no delta (strength 0)": ("v0-1", 0.0), "v0-0 strength 1": ("v0-0", 1.0)}
+              "no delta (strength 0)": ("v0-1", 0.0)}  # on the reduced twins
+FULL_SIZE_REFERENCES = {"v0-1 strength 1": ("v0-1", 1.0), "v0-0 strength 1": ("v0-0", 1.0)}
 
 
-@pytest.fixture(scope="module")
-def expected(perflow_sd15_models, weight_delta_models, perflow_delta_models) -> dict:
+def reference_images(sd15_dir, finetune_file, delta_folder, references: dict) -> dict:
     """{label: uint8 images} of the official recipe, from one reference pipeline."""
-    finetune = FinetuneWithDelta(perflow_sd15_models.folder, weight_delta_models.finetune, perflow_delta_models.folder)
+    finetune = FinetuneWithDelta(sd15_dir, finetune_file, delta_folder)
     images = {label: to_uint8(finetune.pipeline(variant, strength).generate(PROMPT, comfy_noise(SEED, size=SIZE), STEPS,
                                                                            CFG, NEGATIVE))
-              for label, (variant, strength) in REFERENCES.items()}
+              for label, (variant, strength) in references.items()}
     del finetune
     gc.collect()
     return images
 
 
-def delta_graph(deltas, finetune_file, strength, delta_name=None):
+@pytest.fixture(scope="module")
+def expected(reduced_perflow_sd15, reduced_weight_delta, reduced_perflow_delta) -> dict:
+    return reference_images(reduced_perflow_sd15.folder, reduced_weight_delta.finetune, reduced_perflow_delta.folder,
+                            REFERENCES)
+
+
+@pytest.fixture(scope="module")
+def expected_full_size(perflow_sd15_models, weight_delta_models, perflow_delta_models) -> dict:
+    return reference_images(perflow_sd15_models.folder, weight_delta_models.finetune, perflow_delta_models.folder,
+                            FULL_SIZE_REFERENCES)
+
+
+def delta_graph(deltas, finetune_file, strength):
     g = Graph()
     ckpt = g.add("CheckpointLoaderSimple", ckpt_name=finetune_file.name)
-    model = g.add("PeRFlowDeltaWeights", model=ckpt[0], delta_name=delta_name or deltas.name, strength=strength)
+    model = g.add("PeRFlowDeltaWeights", model=ckpt[0], delta_name=deltas.name, strength=strength)
     sampled = g.add("KSampler", model=model[0], seed=SEED, steps=STEPS, cfg=CFG, sampler_name="euler",
                     scheduler="perflow", positive=encode(g, ckpt[1], PROMPT)[0],
                     negative=encode(g, ckpt[1], NEGATIVE)[0],
@@ -63,37 +77,47 @@ def run(server, graph: Graph, save) -> list:
 
 
 @pytest.fixture(scope="module")
-def full_strength_image(comfy_server, expected, perflow_delta_models, weight_delta_models) -> list:
+def full_size_folder_image(comfy_server, expected_full_size, perflow_delta_models, weight_delta_models) -> list:
     return run(comfy_server, *delta_graph(perflow_delta_models, weight_delta_models.finetune, 1.0))
 
 
+@pytest.fixture(scope="module")
+def single_file_image(comfy_server, expected, reduced_perflow_delta, reduced_weight_delta) -> list:
+    return run(comfy_server, *delta_graph(reduced_perflow_delta, reduced_weight_delta.finetune, 1.0))
+
+
 def test_the_delta_changes_the_image_clearly(expected):
-    diff = record_difference("PeRFlow delta reference: strength 1 vs no delta", expected["v0-1 strength 1"],
+    diff = record_difference("PeRFlow delta reference (reduced): strength 1 vs no delta", expected["v0-1 strength 1"],
                              expected["no delta (strength 0)"])
     assert diff > DELTA_MATTERS
 
 
-def test_delta_folder_at_strength_1_equals_official_merge(full_strength_image, expected):
-    diff = record_difference("PeRFlowDeltaWeights(folder, v0-1) strength 1 on the finetune", full_strength_image,
+def test_delta_folder_at_strength_1_equals_official_merge(full_size_folder_image, expected_full_size):
+    diff = record_difference("PeRFlowDeltaWeights(diffusers folder, v0-1, full-size) strength 1 on the finetune",
+                             full_size_folder_image, expected_full_size["v0-1 strength 1"])
+    assert diff <= TOLERANCE
+
+
+def test_delta_folder_reads_v0_1_not_v0_0(full_size_folder_image, expected_full_size):
+    diff = record_difference("PeRFlow delta broken variant: v0-0 strength 1 (full-size)", full_size_folder_image,
+                             expected_full_size["v0-0 strength 1"])
+    assert diff > BROKEN_MARGIN
+
+
+def test_single_file_delta_equals_official_merge(single_file_image, expected):
+    diff = record_difference("PeRFlowDeltaWeights(single LDM-layout file, reduced) strength 1", single_file_image,
                              expected["v0-1 strength 1"])
     assert diff <= TOLERANCE
 
 
-def test_delta_at_strength_half_equals_half_the_delta_merged(comfy_server, expected, perflow_delta_models,
-                                                             weight_delta_models):
-    ours = run(comfy_server, *delta_graph(perflow_delta_models, weight_delta_models.finetune, 0.5))
-    diff = record_difference("PeRFlowDeltaWeights strength 0.5", ours, expected["v0-1 strength 0.5"])
+def test_delta_at_strength_half_equals_half_the_delta_merged(comfy_server, expected, reduced_perflow_delta,
+                                                             reduced_weight_delta):
+    ours = run(comfy_server, *delta_graph(reduced_perflow_delta, reduced_weight_delta.finetune, 0.5))
+    diff = record_difference("PeRFlowDeltaWeights strength 0.5 (reduced)", ours, expected["v0-1 strength 0.5"])
     assert diff <= TOLERANCE
 
 
-def test_single_file_delta_equals_official_merge(comfy_server, expected, perflow_delta_models, weight_delta_models):
-    ours = run(comfy_server, *delta_graph(perflow_delta_models, weight_delta_models.finetune, 1.0,
-                                          delta_name=perflow_delta_models.single_file.name))
-    diff = record_difference("PeRFlowDeltaWeights(single .safetensors) strength 1", ours, expected["v0-1 strength 1"])
-    assert diff <= TOLERANCE
-
-
-@pytest.mark.parametrize("label", ["no delta (strength 0)", "v0-0 strength 1"])
-def test_missing_or_wrong_variant_delta_misses_by_a_wide_margin(full_strength_image, expected, label):
-    diff = record_difference(f"PeRFlow delta broken variant: {label}", full_strength_image, expected[label])
+def test_without_the_delta_the_image_misses_by_a_wide_margin(single_file_image, expected):
+    diff = record_difference("PeRFlow delta broken variant: no delta (strength 0, reduced)", single_file_image,
+                             expected["no delta (strength 0)"])
     assert diff > BROKEN_MARGIN

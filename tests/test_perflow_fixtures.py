@@ -65,6 +65,14 @@ def test_delta_variants_differ_and_the_single_file_is_v0_1(perflow_delta_models)
     assert os.path.samefile(perflow_delta_models.single_file, perflow_delta_models.variant_file("v0-1"))
 
 
+def test_reduced_delta_file_holds_its_reference_folders_v0_1_numbers_under_ldm_keys(reduced_perflow_delta):
+    with safe_open(str(reduced_perflow_delta.single_file), framework="pt") as ldm, \
+            safe_open(str(reduced_perflow_delta.variant_file("v0-1")), framework="pt") as diffusers:
+        assert "input_blocks.0.0.weight" in ldm.keys() and "conv_in.weight" in diffusers.keys()
+        assert torch.equal(ldm.get_tensor("input_blocks.0.0.weight"), diffusers.get_tensor("conv_in.weight"))
+        assert len(ldm.keys()) == len(diffusers.keys())
+
+
 def test_sdxl_folder_is_an_sdxl_pipeline_with_v0_fix_variant_files(perflow_sdxl_models):
     folder, variant = perflow_sdxl_models.folder, perflow_sdxl_models.variant
     index = json.loads((folder / "model_index.json").read_text())

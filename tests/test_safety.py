@@ -56,13 +56,13 @@ NODE_CLASS_MAPPINGS = {}
 
 
 @pytest.fixture(scope="module")
-def audited(tmp_path_factory, comfyui_dir, instaflow_models, robustness_models):
+def audited(tmp_path_factory, comfyui_dir, instaflow_models, reduced_instaflow, robustness_models):
     root = tmp_path_factory.mktemp("audited_server")
     log = root / "audit.jsonl"
     canary = root / "canary_pack"
     canary.mkdir()
     (canary / "__init__.py").write_text(CANARY_PACK)
-    model_roots = [instaflow_models.models_root, robustness_models.models_root]
+    model_roots = [instaflow_models.models_root, reduced_instaflow.models_root, robustness_models.models_root]
     before = snapshot(model_roots)
     server = ComfyServer(model_roots, [(PACK_LINK_NAME, REPO_ROOT), ("canary", canary)], root / "work", comfyui_dir=comfyui_dir)
     with pytest.MonkeyPatch.context() as env:
@@ -71,15 +71,16 @@ def audited(tmp_path_factory, comfyui_dir, instaflow_models, robustness_models):
         server.start()  # the environment is read once, at process start
     try:
         server.object_info()  # every node's INPUT_TYPES: our model listing walks the folders
-        g, _ = instaflow_graph(instaflow_models.name, prefix="audited")  # diffusers folder
+        g, _ = instaflow_graph(instaflow_models.name, prefix="audited")  # a full-size diffusers folder
         server.run(g.api(), timeout=300)
-        g, _ = checkpoint_ksampler_graph(instaflow_models.single_file.name, prefix="audited_ksampler")
+        # Single files: the reduced stand-in (the same loaders and sampling, a seventh of the UNet's cost)
+        g, _ = checkpoint_ksampler_graph(reduced_instaflow.single_file.name, prefix="audited_ksampler")
         server.run(g.api(), timeout=300)
-        g, _ = instaflow_graph(instaflow_models.single_file.name, steps=2, prefix="audited_single_file")
+        g, _ = instaflow_graph(reduced_instaflow.single_file.name, steps=2, prefix="audited_single_file")
         server.run(g.api(), timeout=300)
         g, _ = instaflow_graph(rm.TRUNCATED, prefix="never")
         failure(server, g.api(), "InstaFlowLoader")
-        assert_next_prompt_succeeds(server, instaflow_models.name)
+        assert_next_prompt_succeeds(server, reduced_instaflow.name)
         yield server, log, model_roots, before
     finally:
         server.stop()

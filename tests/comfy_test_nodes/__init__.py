@@ -95,3 +95,8 @@ NODE_CLASS_MAPPINGS["SamplingProbe"] = SamplingProbe
 from .broken_controlnet import InstaFlowBrokenControlNet  # noqa: E402
 
 NODE_CLASS_MAPPINGS["InstaFlowBrokenControlNet"] = InstaFlowBrokenControlNet
+
+from .harness_nodes import NODE_CLASS_MAPPINGS as _HARNESS_NODES  # noqa: E402 - for tests/test_server_harness.py
+from .harness_nodes import NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+
+NODE_CLASS_MAPPINGS.update(_HARNESS_NODES)

@@ -275,20 +275,26 @@ _COMFY_SD15_UNET = {
 }
 
 
+def ldm_unet_state_dict(unet_sd, comfy_root: Path, comfy_unet: dict = _COMFY_SD15_UNET) -> dict:
+    """A diffusers UNet state dict under its LDM keys (input_blocks.*, ..., no prefix), tensors unchanged;
+    `comfy_unet` is ComfyUI's description of the UNet's layout (SD1.5's unless a stand-in is narrower)."""
+    sys.path.insert(0, str(comfy_root))
+    import comfy.utils
+
+    unet_map = comfy.utils.unet_to_diffusers(comfy_unet)  # diffusers key -> LDM key
+    missing = sorted(set(unet_sd) - set(unet_map))
+    if missing:
+        raise RuntimeError(f"no LDM name for UNet keys {missing[:5]}")
+    return {unet_map[key]: tensor for key, tensor in unet_sd.items()}
+
+
 def ldm_state_dict(unet_sd, vae_sd, text_encoder_sd, comfy_root: Path, comfy_unet: dict = _COMFY_SD15_UNET):
     """diffusers/transformers state dicts -> one SD1.5 LDM-layout state dict (fp16); `comfy_unet` is
     ComfyUI's description of the UNet's layout (SD1.5's unless a stand-in is narrower)."""
     sys.path.insert(0, str(comfy_root))
     import comfy.diffusers_convert
-    import comfy.utils
 
-    out = {}
-    unet_map = comfy.utils.unet_to_diffusers(comfy_unet)  # diffusers key -> LDM key
-    missing = sorted(set(unet_sd) - set(unet_map))
-    if missing:
-        raise RuntimeError(f"no LDM name for UNet keys {missing[:5]}")
-    for key, tensor in unet_sd.items():
-        out["model.diffusion_model." + unet_map[key]] = tensor
+    out = {"model.diffusion_model." + key: tensor for key, tensor in ldm_unet_state_dict(unet_sd, comfy_root, comfy_unet).items()}
     for key, tensor in comfy.diffusers_convert.convert_vae_state_dict(vae_sd).items():
         out["first_stage_model." + key] = tensor
     for key, tensor in text_encoder_sd.items():  # text_model.* -> cond_stage_model.transformer.text_model.*

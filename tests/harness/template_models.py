@@ -6,15 +6,17 @@ each declared name, in the declared folder of a writable models root (symlinks i
 fixtures), so the templates run exactly as saved; removing the links brings back the "models absent"
 state a new user starts from.
 
-Stand-ins, by declared name:
+Stand-ins, by declared name, on the reduced SD1.5 stand-in (harness/reduced_sd15.py) wherever the file is
+SD1.5: the templates are tested for running as saved; the equivalence modules test the weights' layouts.
 - SD1.5 split files (`<model>_unet`, `_text_encoder`, `_vae` of InstaFlow-0.9B, 2-RF and PeRFlow SD1.5):
-  the unet/, text_encoder/, vae/ weights of the random SD1.5 diffusers folder (for PeRFlow the
-  `perflow-random-sd15` test model when a models root has it, else the random InstaFlow folder: the
-  same architecture);
+  the UNet is the reduced single file (stock UNETLoader reads a checkpoint's UNet keys only; the reduced
+  UNet loads only in the LDM layout), the text encoder and VAE are the diffusers files of its reference
+  folder (for PeRFlow, the reduced PeRFlow twin's);
 - PeRFlow SDXL split files (`_unet`, `_clip_l`, `_clip_g`, `_vae`): unet/, text_encoder/,
   text_encoder_2/, vae/ of the `perflow-random-sdxl` test model;
-- the PeRFlow delta file: the weights of the `perflow-sd15-delta-weights` test folder;
-- checkpoints and the ControlNet: the random SD1.5 base / finetune, SDXL-refiner and ControlNet fixtures.
+- the PeRFlow delta file: the reduced twin's v0-1 delta (LDM layout);
+- checkpoints and the ControlNet: the reduced SD1.5 base / finetune and ControlNet twins, the SDXL-refiner
+  stand-in.
 """
 from __future__ import annotations
 
@@ -32,9 +34,7 @@ SD15_PARTS = {"unet": ("unet", "diffusion_pytorch_model"), "text_encoder": ("tex
 SDXL_SPLIT_MODELS = ("perflow_sdxl_base",)
 SDXL_PARTS = {"unet": ("unet", "diffusion_pytorch_model"), "clip_l": ("text_encoder", "model"),
               "clip_g": ("text_encoder_2", "model"), "vae": ("vae", "diffusion_pytorch_model")}
-PERFLOW_SD15_TEST_MODEL = "perflow-random-sd15"
 PERFLOW_SDXL_TEST_MODEL = "perflow-random-sdxl"
-PERFLOW_DELTA_TEST_MODEL = "perflow-sd15-delta-weights"
 
 
 def example_paths() -> list[Path]:
@@ -72,11 +72,13 @@ def weights_in(folder: Path, stem: str) -> Path | None:
 @dataclass
 class StandIns:
     """Where the random test models are: the fixtures the suite builds, and the server's models roots."""
-    instaflow: object  # harness.random_models.RandomInstaFlow
-    controlnet: object  # RandomControlNet
-    weight_delta: object  # RandomWeightDelta
+    sd15: object  # harness.reduced_sd15.ReducedInstaFlow
+    perflow_sd15: object  # random_perflow_sd15.RandomPeRFlowSD15, the reduced twin
+    controlnet: object  # random_controlnet.RandomControlNet, the reduced twin
+    weight_delta: object  # random_weight_delta.RandomWeightDelta, the reduced twin
+    perflow_delta: object  # random_perflow_delta.RandomPeRFlowDelta, the reduced twin
     sdxl_refiner: object  # RandomSDXLRefiner
-    models_roots: list  # searched for the PeRFlow test models (models/perflow/<name>/)
+    models_roots: list  # searched for the PeRFlow SDXL test model (models/perflow/<name>/)
 
     def perflow_folder(self, name: str) -> Path | None:
         for root in self.models_roots:
@@ -84,16 +86,21 @@ class StandIns:
                 return Path(root) / "perflow" / name
         return None
 
+    def _sd15_part(self, model: str, part: str) -> Path | None:
+        checkpoint, folder = ((self.perflow_sd15.single_file, self.perflow_sd15.folder) if model.startswith("perflow")
+                              else (self.sd15.single_file, self.sd15.diffusers_dir))
+        if part == "unet":
+            return checkpoint
+        sub, weights = SD15_PARTS[part]
+        return weights_in(folder / sub, weights)
+
     def source(self, name: str) -> Path | None:
         """The file standing in for the declared `name`, or None when that test model is not available."""
         stem = name.removesuffix(".safetensors")
         for model in SD15_SPLIT_MODELS:
             part = stem.removeprefix(model + "_")
             if stem.startswith(model + "_") and part in SD15_PARTS:
-                folder = self.perflow_folder(PERFLOW_SD15_TEST_MODEL) if model.startswith("perflow") else None
-                folder = folder or self.instaflow.diffusers_dir
-                sub, weights = SD15_PARTS[part]
-                return weights_in(folder / sub, weights)
+                return self._sd15_part(model, part)
         for model in SDXL_SPLIT_MODELS:
             part = stem.removeprefix(model + "_")
             if stem.startswith(model + "_") and part in SDXL_PARTS:
@@ -101,8 +108,7 @@ class StandIns:
                 sub, weights = SDXL_PARTS[part]
                 return weights_in(folder / sub, weights) if folder else None
         if stem.startswith("perflow_sd15_delta_weights"):
-            folder = self.perflow_folder(PERFLOW_DELTA_TEST_MODEL)
-            return weights_in(folder, "diffusion_pytorch_model") if folder else None
+            return self.perflow_delta.single_file
         return {"v1-5-pruned-emaonly-fp16": self.weight_delta.base, "DreamShaper_8_pruned": self.weight_delta.finetune,
                 "sd_xl_refiner_1.0": self.sdxl_refiner.single_file,
                 "control_v11f1p_sd15_depth_fp16": self.controlnet.file}.get(stem)

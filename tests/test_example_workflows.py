@@ -26,9 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 TEST_SIZE = 64  # the random-weight model runs any size; small keeps CPU time down
 LORA_EXAMPLE_NAME = "my_sd15_style_lora.safetensors"  # the user's own LoRA: nothing to declare or download
-# Folder loaders: the official diffusers folder a template names -> the random test model standing in.
-# PeRFlow's test models are listed under models/perflow by these names; the SD1.5 one falls back to the
-# random InstaFlow diffusers folder (the same SD1.5 architecture; PeRFlowLoader lists models/diffusers too).
+# Loaders that take the diffusers folder a template names (folder_stand_ins says what stands in for each).
 FOLDER_LOADERS = {"InstaFlowLoader": "ckpt_name", "PeRFlowLoader": "ckpt_name"}
 PERFLOW_SDXL_STAND_IN = {"perflow-sdxl-base": "perflow-random-sdxl"}
 # Loaders whose model comes from a fixed model folder (so the template must declare it), and the folder.

@@ -286,4 +286,3 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("time per test module")
         for line in CLOCK.summary():
             terminalreporter.write_line(line)
-

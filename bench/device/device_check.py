@@ -203,9 +203,9 @@ class DeviceCheck:
 
     # -------------------------------------------------------------- phase 0/1
     def environment(self):
-        env = {"profile": self.args.profile, "stand_in": self.profile["models"], "python": platform.python_version(), "torch": torch.__version__,
-               "cuda": torch.version.cuda, "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "comfyui": _comfy_version(), "comfy_args": self.args.comfy_args}
+        env = {"profile": self.args.profile, "stand_in": self.profile["models"], "python": platform.python_version(),
+               "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_count": os.cpu_count(),
+               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "comfyui": _comfy_version(), "comfy_args": self.args.comfy_args}
         if self.cuda:
             props = torch.cuda.get_device_properties(0)
             env.update(device=torch.cuda.get_device_name(0), gpu_memory_gib=round(props.total_memory / 2**30, 1),

@@ -23,8 +23,9 @@ is looked up again by a fresh walk before it is refused.
 
 One prompt asks for the same listing four times within milliseconds (the loader's INPUT_TYPES three
 times, validate_inputs; IS_CHANGED reads the cached listing through resolve_listed), so a listing
-checked less than _RECHECK_SECONDS ago is served without its stats. Only what the loader's menu shows can lag a change by that much: a name missing from
-the listing, or whose file has gone, is still looked up afresh before it is refused.
+checked less than _RECHECK_SECONDS ago is served without its stats or the folder paths. Only what the
+loader's menu shows can lag a change (of the files or of the configured folders) by that much: a name
+missing from the listing, or whose file has gone, is still looked up afresh before it is refused.
 """
 from __future__ import annotations
 
@@ -144,15 +145,16 @@ class _Combined:
 
     __slots__ = ("configured", "listings", "missing", "found", "names", "checked_at")
 
+    def checked_lately(self) -> bool:
+        """Checked less than _RECHECK_SECONDS ago: served as it is, without asking for the folder paths again."""
+        return time.monotonic() - self.checked_at < _RECHECK_SECONDS
+
     def current(self, configured) -> bool:
         if configured != self.configured:
             return False
-        now = time.monotonic()
-        if now - self.checked_at < _RECHECK_SECONDS:
-            return True
         fresh = all(listing.current() for listing in self.listings) and not any(os.path.isdir(p) for p in self.missing)
         if fresh:
-            self.checked_at = now
+            self.checked_at = time.monotonic()
         return fresh
 
 
@@ -174,11 +176,13 @@ def _entries(family: str, kinds=CHECKPOINTS) -> dict[str, tuple[str, str]]:
     return _entries_and_names(family, kinds)[0]
 
 
-def _entries_and_names(family: str, kinds=CHECKPOINTS) -> tuple[dict[str, tuple[str, str]], list[str]]:
+def _entries_and_names(family: str, kinds=CHECKPOINTS) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
+    cached = _combined.get((family, kinds))
+    if cached is not None and cached.checked_lately():  # the hot path: the same prompt asking again
+        return cached.found, cached.names
     pairs = _searched(family, kinds)
     keys = tuple(dict.fromkeys(key for key, _kind in pairs))
     configured = _configured(keys)
-    cached = _combined.get((family, kinds))
     if cached is not None and cached.current(configured):  # the warm path: one stat per directory
         return cached.found, cached.names
     paths = dict(zip(keys, configured))
@@ -189,7 +193,8 @@ def _entries_and_names(family: str, kinds=CHECKPOINTS) -> tuple[dict[str, tuple[
         for rel in listings[root].found[kind]:
             found.setdefault(rel, (kind, os.path.join(root, rel)))
     entry = _Combined()
-    entry.configured, entry.listings, entry.found, entry.names = configured, tuple(listings.values()), found, sorted(found)
+    entry.configured, entry.listings, entry.found = configured, tuple(listings.values()), found
+    entry.names = tuple(sorted(found))
     entry.checked_at = time.monotonic()
     entry.missing = tuple(dict.fromkeys(p for paths_ in configured for p in paths_ if p not in listings))
     _combined[(family, kinds)] = entry
@@ -200,8 +205,10 @@ def searched_folders(family: str, kinds=CHECKPOINTS) -> str:
     return ", ".join(dict.fromkeys(key for key, _kind in _searched(family, kinds)))
 
 
-def list_models(family: str, kinds=CHECKPOINTS) -> list[str]:
-    return list(_entries_and_names(family, kinds)[1])
+def list_models(family: str, kinds=CHECKPOINTS) -> tuple[str, ...]:
+    """The names a family's loader lists, sorted: the same tuple object while the listing is unchanged, so a
+    caller can tell "unchanged" by identity (nodes/schema_cache.py) without comparing hundreds of names."""
+    return _entries_and_names(family, kinds)[1]
 
 
 def _is_relative_name(name: str) -> bool:

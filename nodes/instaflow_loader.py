@@ -15,7 +15,7 @@ class InstaFlowLoader(io.ComfyNode):
             node_id="InstaFlowLoader", display_name="Load InstaFlow Checkpoint", category="InstaFlow/loaders",
             description="Loads an InstaFlow or 2-Rectified-Flow checkpoint (diffusers folder or single file), ready for "
                         "rectified-flow sampling.",
-            inputs=[io.Combo.Input("ckpt_name", options=models, tooltip=(
+            inputs=[io.Combo.Input("ckpt_name", options=list(models), tooltip=(
                 "Diffusers folders in models/instaflow or models/diffusers (e.g. instaflow_0_9B_from_sd_1_5), "
                 "or single-file checkpoints in models/instaflow or models/checkpoints."))],
             outputs=[io.Model.Output(tooltip="The UNet, already patched for rectified-flow sampling."),

@@ -19,7 +19,7 @@ class PeRFlowDeltaWeights(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="An SD1.5 model (any finetune, e.g. DreamShaper from Load Checkpoint), "
                                                 "with LoRAs applied before or after as you like."),
-                io.Combo.Input("delta_name", options=deltas, tooltip=(
+                io.Combo.Input("delta_name", options=list(deltas), tooltip=(
                     "PeRFlow delta weights in models/perflow: the hansyan/perflow-sd15-delta-weights folder (config.json "
                     "+ diffusion_pytorch_model.v0-1.safetensors; the highest-sorting variant is used) or a single "
                     ".safetensors file.")),

@@ -15,7 +15,7 @@ class PeRFlowLoader(io.ComfyNode):
             node_id="PeRFlowLoader", display_name="Load PeRFlow Checkpoint", category="InstaFlow/PeRFlow",
             description="Loads a PeRFlow checkpoint (SD1.5, SDXL or SD2.x; diffusers folder as published, or single "
                         "file), ready for 4-8 step sampling with KSampler euler + perflow.",
-            inputs=[io.Combo.Input("ckpt_name", options=models, tooltip=(
+            inputs=[io.Combo.Input("ckpt_name", options=list(models), tooltip=(
                 "Diffusers folders in models/perflow or models/diffusers (e.g. perflow-sd15-dreamshaper, "
                 "perflow-sdxl-base with its v0-fix variant files), or single-file checkpoints in models/perflow "
                 "or models/checkpoints."))],

@@ -22,7 +22,7 @@ def schema_kept_while(depends_on=None):
         def define_schema(cls):
             value = None if depends_on is None else depends_on()
             held = kept.get(cls)
-            if held is None or held[0] != value:
+            if held is None or (held[0] is not value and held[0] != value):  # `is`: a listing kept as it was
                 held = kept[cls] = (value, build(cls) if depends_on is None else build(cls, value))
             return held[1]
         return define_schema

@@ -23,6 +23,14 @@ def test_denoise_scales_the_schedule():
     assert torch.allclose(instaflow_sigmas(2, denoise=0.5), torch.tensor([0.5, 0.25, 0.0]))
 
 
+@pytest.mark.parametrize("steps, denoise", [(3, 1.0), (7, 0.3), (1000, 0.77)])
+def test_schedule_is_computed_in_float64_and_rounded_once_to_float32(steps, denoise):
+    i = torch.arange(steps + 1, dtype=torch.float64)
+    exact = ((1.0 - i / steps) * denoise).to(torch.float32)
+    sigmas = instaflow_sigmas(steps, denoise)
+    assert sigmas.dtype == torch.float32 and torch.equal(sigmas, exact)
+
+
 @pytest.mark.parametrize("steps, denoise", [(0, 1.0), (-3, 1.0), (1, 1.5), (1, -0.1)])
 def test_schedule_rejects_invalid_values(steps, denoise):
     with pytest.raises(ValueError):

@@ -70,5 +70,5 @@ def instaflow_sigmas(steps: int, denoise: float = 1.0) -> torch.Tensor:
         raise ValueError(f"steps must be at least 1, got {steps}")
     if not 0.0 <= denoise <= 1.0:
         raise ValueError(f"denoise must be in [0, 1], got {denoise}")
-    i = torch.arange(steps + 1, dtype=torch.float64)
-    return ((1.0 - i / steps) * denoise).to(torch.float32)
+    # Computed in float64 (Python floats) and rounded once to float32, in one tensor operation.
+    return torch.tensor([(1.0 - i / steps) * denoise for i in range(steps + 1)], dtype=torch.float32)

@@ -86,11 +86,19 @@ def open_template_browser(page: ComfyPage):
     return dialog
 
 
+def wait_for_template_graph(page: ComfyPage, name: str) -> None:
+    """Until the canvas shows the template's nodes. Their types, not only their number: the default graph the
+    page opens with has as many nodes as the one-step template, and a test that went on while it still showed
+    set its widgets on the default graph (seen once in a whole run)."""
+    types = sorted(node["type"] for node in json.loads((REPO_ROOT / "example_workflows" / f"{name}.json").read_text())["nodes"])
+    page.page.wait_for_function("(types) => JSON.stringify(app.graph.nodes.map(n => n.type).sort()) === JSON.stringify(types)",
+                                arg=types)
+
+
 def load_template(page: ComfyPage, name: str) -> None:
     dialog = open_template_browser(page)
     dialog.get_by_test_id(f"template-workflow-{name}").click()
-    page.page.wait_for_function("(n) => app.graph.nodes.length === n", arg=len(json.loads(
-        (REPO_ROOT / "example_workflows" / f"{name}.json").read_text())["nodes"]))
+    wait_for_template_graph(page, name)
 
 
 def load_default_graph(page: ComfyPage, models) -> dict:
@@ -325,8 +333,15 @@ def undo_with_the_keyboard(page: ComfyPage) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     before = page.evaluate(REDO_STEPS)
+    search = page.page.get_by_placeholder("Search Nodes...")
     for attempt in range(2):
         page.page.mouse.click(*page.empty_canvas_point())
+        if search.is_visible():
+            # Taken for a double click (seen once, after canvas_menu's right-click on the same spot): the node search
+            # opened and would take the key press. Closed, and the click made again.
+            page.page.keyboard.press("Escape")
+            search.wait_for(state="hidden")
+            page.page.mouse.click(*page.empty_canvas_point())
         page.page.keyboard.press("Control+z")
         try:
             page.page.wait_for_function(f"(n) => ({REDO_STEPS})() > n", arg=before, timeout=5_000)
@@ -402,8 +417,7 @@ def load_template_from_browser(page: ComfyPage, name: str) -> None:
     """Template browser -> this pack -> the template's card (as a user opens it)."""
     dialog = open_template_browser(page)
     dialog.get_by_test_id(f"template-workflow-{name}").click()
-    count = len(json.loads((REPO_ROOT / "example_workflows" / f"{name}.json").read_text())["nodes"])
-    page.page.wait_for_function("(n) => app.graph.nodes.length === n", arg=count)
+    wait_for_template_graph(page, name)
 
 
 def load_template_as_its_card_does(page: ComfyPage, name: str) -> None:
@@ -414,8 +428,7 @@ def load_template_as_its_card_does(page: ComfyPage, name: str) -> None:
     page.evaluate("""async ([pack, name]) => {
         const workflow = await (await fetch(`/api/workflow_templates/${pack}/${name}.json`)).json();
         await app.loadGraphData(workflow, true, true, name, {openSource: "template"}); }""", [PACK, name])
-    count = len(json.loads((REPO_ROOT / "example_workflows" / f"{name}.json").read_text())["nodes"])
-    page.page.wait_for_function("(n) => app.graph.nodes.length === n", arg=count)
+    wait_for_template_graph(page, name)
 
 
 def test_without_the_models_each_template_opens_the_missing_models_dialog_with_its_files(comfy_page):

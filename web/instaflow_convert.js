@@ -205,12 +205,25 @@ function toast(severity, summary, detail) {
   else console[severity === "error" ? "error" : "log"](`${summary}: ${detail}`);
 }
 
-// "Nodes 2.0" measures each new DOM node and writes its size back to the graph a frame later; waiting for that keeps
-// it inside the command's undo step (otherwise the next check records the resize as a step of its own, and one undo
-// takes back only the resize). Two frames, or at most 200 ms where frames do not run (a hidden tab).
-const layoutSettled = () => new Promise((resolve) => {
-  setTimeout(resolve, 200);
-  requestAnimationFrame(() => requestAnimationFrame(resolve));
+// "Nodes 2.0" renders each new node as a DOM element, measures it and writes its size and position back to the graph
+// some frames later (more on a busy machine); those writes must land inside the command's undo step, or the next
+// check records them as a step of their own and one undo takes back only them. So the step stays open until the
+// graph, as the change tracker serializes it, has not changed for 3 frames and 100 ms have passed. A hidden tab draws
+// no frames: there the wait is 200 ms; the 2 s cap keeps a tab hidden mid-command from holding the step open.
+const layoutSettled = (graph) => new Promise((resolve) => {
+  const start = performance.now();
+  let finished = false, last = null, still = 0;
+  const finish = () => { if (!finished) { finished = true; resolve(); } };
+  setTimeout(finish, document.hidden ? 200 : 2000);
+  const frame = () => {
+    if (finished) return;
+    const state = JSON.stringify(graph.serialize?.() ?? null);
+    still = state === last ? still + 1 : 0;
+    last = state;
+    if (still >= 3 && performance.now() - start >= 100) finish();
+    else requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
 });
 
 // One undo step: the change tracker records nothing between before-change and after-change.
@@ -227,7 +240,7 @@ async function runConversion(presetName) {
     console.error(error);
     return null;
   } finally {
-    await layoutSettled();
+    await layoutSettled(graph);
     canvas?.emitAfterChange?.();
     if (!canvas?.emitAfterChange) app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
     graph.setDirtyCanvas?.(true, true);

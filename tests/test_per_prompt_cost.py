@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -37,7 +38,7 @@ from fixtures import CLUTTER_FILES, make_clutter  # noqa: E402 - bench/device/fi
 # every call would cost 20-100 ms and fail all of them): the median of PROMPTS warm prompts timed without a
 # profiler, the listing and fingerprint calls of one prompt timed plainly, and a whole warm prompt's pack
 # code under cProfile, which slows every Python call.
-PROMPTS = 5
+PROMPTS = int(os.environ.get("INSTAFLOW_PACK_COST_PROMPTS", "5"))  # more for a steadier median when measuring by hand
 GENEROUS_MS = 5.0
 GENEROUS_PROFILED_MS = 20.0
 

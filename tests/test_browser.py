@@ -90,9 +90,10 @@ def wait_for_template_graph(page: ComfyPage, name: str) -> None:
     """Until the canvas shows the template's nodes. Their types, not only their number: the default graph the
     page opens with has as many nodes as the one-step template, and a test that went on while it still showed
     set its widgets on the default graph (seen once in a whole run)."""
-    types = sorted(node["type"] for node in json.loads((REPO_ROOT / "example_workflows" / f"{name}.json").read_text())["nodes"])
-    page.page.wait_for_function("(types) => JSON.stringify(app.graph.nodes.map(n => n.type).sort()) === JSON.stringify(types)",
-                                arg=types)
+    template = json.loads((REPO_ROOT / "example_workflows" / f"{name}.json").read_text())
+    types = sorted(node["type"] for node in template["nodes"])
+    page.page.wait_for_function(
+        "(types) => JSON.stringify(app.graph.nodes.map(n => n.type).sort()) === JSON.stringify(types)", arg=types)
 
 
 def load_template(page: ComfyPage, name: str) -> None:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the test/demo environment once, outside the repository:
 #   $INSTAFLOW_CACHE (default ~/.cache/comfyui-instaflow)/venv       Python venv
-#   $INSTAFLOW_CACHE/comfyui-0.3.75                                 ComfyUI tree (unless COMFYUI_PATH)
-#   $INSTAFLOW_CACHE/comfyui-0.3.52, comfyui-0.3.52-overlay        the oldest supported tree and its own
-#                                                                   frontend pins, when INSTAFLOW_COMFYUI=0.3.52
+#   $INSTAFLOW_CACHE/comfyui-0.33.0                                 ComfyUI tree (unless COMFYUI_PATH), from
+#                                                                   ../shared/comfyui/ (INSTAFLOW_COMFYUI_ARCHIVE)
+#   $INSTAFLOW_CACHE/comfyui-<older>, comfyui-<older>-overlay       an older tree (0.3.75, 0.3.52) and its own
+#                                                                   frontend pins, when INSTAFLOW_COMFYUI=<older>
+#   $INSTAFLOW_CACHE/frontend-<version>                             another frontend, when INSTAFLOW_FRONTEND=<version>
 # Re-running is cheap: it reinstalls only when the requirement files change.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +20,7 @@ fi
 py="$venv/bin/python"
 
 # The venv gets the newest tree's requirements; an older tree (INSTAFLOW_COMFYUI) gets an overlay.
-comfy="$(INSTAFLOW_COMFYUI= "$py" "$repo/tests/harness/comfyui_source.py" | head -n 1)"
+comfy="$(INSTAFLOW_COMFYUI= "$py" "$repo/tests/harness/comfyui_source.py" tree)"
 
 # ComfyUI's requirements minus the torch family, which tests/requirements.txt pins.
 reqs="$cache/comfyui-requirements.txt"
@@ -43,7 +45,7 @@ if [ -z "${INSTAFLOW_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; th
     echo "note: no chromium (apt-get install chromium); the browser tests will be skipped" >&2
   fi
 fi
-if [ -n "${INSTAFLOW_COMFYUI:-}" ]; then
+if [ -n "${INSTAFLOW_COMFYUI:-}${INSTAFLOW_FRONTEND:-}" ]; then
   comfy="$("$py" "$repo/tests/harness/comfyui_source.py" | tr '\n' ' ')"
 fi
 echo "venv: $venv"

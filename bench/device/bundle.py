@@ -71,7 +71,13 @@ def download_wheels(folder: Path) -> list[Path]:
     return wheels
 
 
+# The device check's package list (device_packages.txt, wheels.txt) was made for this tree; ComfyUI 0.33.0
+# needs more (comfy-kitchen, comfy-aimdo, PyAV 16) than the GPU machine is known to have.
+DEVICE_COMFYUI = "0.3.75"
+
+
 def _comfyui_tree() -> Path:
+    os.environ.setdefault("INSTAFLOW_COMFYUI", DEVICE_COMFYUI)
     sys.path.insert(0, str(REPO / "tests"))
     from harness.comfyui_source import comfyui_path
 

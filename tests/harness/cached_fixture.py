@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.comfyui_source import cache_root
+from harness.comfyui_source import cache_root, with_site_paths
 
 COMPLETE = ".complete"
 
@@ -63,7 +63,8 @@ def ensure_built(tag: str, family: str, script: Path, args: list[str]) -> Path:
                 shutil.rmtree(models_root)
             staging = Path(tempfile.mkdtemp(prefix=".building-", dir=base))
             try:
-                subprocess.run([sys.executable, str(script), "--build-into", str(staging / "models"), *args], check=True)
+                subprocess.run([sys.executable, str(script), "--build-into", str(staging / "models"), *args], check=True,
+                               env=with_site_paths(os.environ))
                 (staging / "models" / COMPLETE).write_text(json.dumps({"recipe": tag}) + "\n")
                 os.rename(staging / "models", models_root)
             finally:

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from harness.comfyui_source import cache_root, comfyui_path, overlay_path
+from harness.comfyui_source import cache_root, comfyui_path, with_site_paths
 
 # Folder keys mapped to same-named subfolders of models_root. ComfyUI maps the legacy keys "unet"
 # and "clip" onto "diffusion_models" and "text_encoders", so both subfolder names work.
@@ -161,9 +161,8 @@ class ComfyServer:
                    # keep bytecode out of the ComfyUI tree and the repo (and reuse it across runs)
                    PYTHONPYCACHEPREFIX=str(cache_root() / "pycache"),
                    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DO_NOT_TRACK="1")
-        overlay = overlay_path() if self.comfyui_dir == comfyui_path() else None
-        if overlay is not None:  # an older tree's own frontend/template pins come first
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(overlay), env.get("PYTHONPATH")]))
+        if self.comfyui_dir == comfyui_path():  # the tree's own pins and import stand-ins come first
+            env = with_site_paths(env)
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), cwd=self.comfyui_dir, env=env,
                                      stdout=self._log_file, stderr=subprocess.STDOUT,

@@ -76,8 +76,10 @@ def setup(args):
         asyncio.run(result)
     import execution
 
+    # The classic output cache (main.py's default up to 0.3.75, --cache-classic on 0.33.0); 0.33.0 reads
+    # "ram_inactive" from cache_args whatever the cache type, older versions ignore it.
     return execution.PromptExecutor(_SilentServer(), cache_type=execution.CacheType.CLASSIC,
-                                      cache_args={"lru": 0, "ram": 0})  # what main.py passes by default
+                                    cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
 
 
 def _cached_outputs(executor, node_id):

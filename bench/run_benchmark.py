@@ -32,7 +32,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the server runner, workflow converter and reference live with the tests
 
-from harness.comfyui_source import comfyui_path  # noqa: E402
+from harness.comfyui_source import comfyui_path, with_site_paths  # noqa: E402
 from harness.pack_identity import PACK_NAME  # noqa: E402
 from harness.reference_rf import ReferenceInstaFlow  # noqa: E402
 from harness.server import ComfyServer  # noqa: E402
@@ -189,7 +189,7 @@ class InProcessComfy:
              "--pack", str(pack_dir), "--paths-config", str(paths), "--output", str(work / "output"), "--",
              *comfy_args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
-            cwd=str(comfyui_path()), env=env)
+            cwd=str(comfyui_path()), env=with_site_paths(os.environ if env is None else env))
         self._started, self.start_seconds, self.ready = t0, None, None
 
     def wait_ready(self):

@@ -254,12 +254,19 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach the server log tail to the report of a failing test that used a ComfyServer."""
+    """After a failed test, stop whatever it left queued or running on every server (nothing may outlive it),
+    and attach the server log tail to the report of a failing test that used a ComfyServer."""
     outcome = yield
     report = outcome.get_result()
     if report.failed and report.when in ("setup", "call"):
-        for server in {id(v): v for v in getattr(item, "funcargs", {}).values()
-                       if isinstance(v, ComfyServer)}.values():
+        used = {id(v): v for v in getattr(item, "funcargs", {}).values() if isinstance(v, ComfyServer)}
+        for server in {**{id(s): s for s in _SERVERS}, **used}.values():
+            if server.rss_bytes():  # still running
+                try:
+                    server.stop_all_work()
+                except Exception as error:  # noqa: BLE001 - the test's own failure is the one to report
+                    report.sections.append(("stopping the server's work after the failure", str(error)))
+        for server in used.values():
             report.sections.append((f"ComfyUI server log (tail, {server.log_path})", server.log_tail(120)))
 
 

@@ -180,10 +180,15 @@ def test_editing_changes_the_image_but_keeps_it_far_closer_than_a_fresh_seed(rou
     assert edit_change < fresh_change / 3  # ... and kept the image's structure
 
 
-def test_inversion_reports_progress_for_every_model_call(round_trips):
+def test_inversion_reports_progress_in_model_calls_from_the_first_to_the_last(round_trips):
+    """Its total counts every model call (steps x (iterations + 1)). ComfyUI 0.33.0 sends the first and the last
+    update and throttles those between (at most one per 100 ms: comfy/utils.py ProgressBar); older versions
+    send each one, so the values in between are checked for order only."""
     progress = round_trips["progress"]
     calls = ROUND_TRIP_STEPS * (ITERATIONS[-1] + 1)
-    assert [p["value"] for p in progress] == list(range(1, calls + 1))
+    values = [p["value"] for p in progress]
+    assert values[0] == 1 and values[-1] == calls, values
+    assert values == sorted(set(values)), values
     assert {p["max"] for p in progress} == {calls}
 
 
@@ -268,7 +273,9 @@ def test_nan_result_is_an_error(comfy_server, graph):
 
 def test_interrupt_stops_the_inversion_within_one_model_call(comfy_server, graph, reduced_instaflow):
     ig = graph()
-    inverted = ig.invert(10000, 0)  # far more than can finish: only the interrupt ends it
+    # Far more than can finish: only the interrupt ends it. Not more: ComfyUI 0.33.0 reports progress after each
+    # 0.5 % of the calls, and the interrupt waits for the second report.
+    inverted = ig.invert(2000, 0)
     ig.save_latent(inverted[1], "interrupted")
     with ProgressListener(comfy_server) as events:
         prompt_id = comfy_server.queue(ig.g.api())

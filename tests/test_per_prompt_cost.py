@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.comfyui_source import with_site_paths
 from harness.graphs import Graph, decode_and_save, encode
 from harness.measurements import record
 
@@ -126,7 +127,7 @@ def test_an_unchanged_listing_is_the_same_object_and_a_changed_one_a_new_object(
 
 def test_cold_call_benchmark_times_each_call_of_a_prompt():
     done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "pack_calls_cold.py"), "--rounds", "2"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=with_site_paths(os.environ))
     assert done.returncode == 0, done.stderr
     line = done.stdout.strip().splitlines()[-1]
     record("pack calls with cold caches (bench/pack_calls_cold.py, 2 rounds)", line)

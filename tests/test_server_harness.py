@@ -4,6 +4,8 @@ import. No model files are needed.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,23 @@ def test_pack_that_fails_to_import_stops_startup(tmp_path, comfyui_dir):
         server.start()
     assert "harness broken pack 456" in str(exc.value)
     assert server.proc.poll() is not None
+
+
+def test_a_failure_inside_the_guard_leaves_the_server_idle(comfy_server):
+    """What conftest does after any failed test: a prompt running and one waiting are both stopped."""
+    busy = {"1": {"class_type": "HarnessBusy", "inputs": {"seconds": 600.0, "tag": 1}}}
+    waiting = {"1": {"class_type": "HarnessBusy", "inputs": {"seconds": 600.0, "tag": 2}}}
+    with pytest.raises(AssertionError, match="on purpose"):
+        with comfy_server.stopping_work_on_failure():
+            running_id = comfy_server.queue(busy)
+            comfy_server.queue(waiting)
+            deadline = time.monotonic() + 60
+            while not comfy_server.queue_state()[0] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            running, pending = comfy_server.queue_state()
+            assert running and pending, "the busy prompts did not start"
+            raise AssertionError("fails on purpose while one prompt runs and one waits")
+    assert comfy_server.queue_state() == ([], [])
+    with pytest.raises(PromptFailed) as stopped:
+        comfy_server.wait(running_id, timeout=10)
+    assert stopped.value.interrupted

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 
 import comfy.sd
 import comfy.utils
-
-from ..compat.comfyui_versions import lora_train_class
+from comfy.weight_adapter import adapter_maps
 
 _UNET_PREFIX = "diffusion_model."
 
@@ -42,7 +41,7 @@ def trainable_base_weights(module: torch.nn.Module) -> None:
 
 def create_loras(base_model: torch.nn.Module, rank: int, dtype: torch.dtype, seed: int) -> dict:
     """{layer name: (layer, core LoRA train module)} for the UNet's linear and (ungrouped) conv layers."""
-    lora_cls = lora_train_class()
+    lora_cls = adapter_maps["LoRA"]  # core's trainable LoRA: the state dict core SaveLoRA writes
     loras = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the up matrices' random initialisation

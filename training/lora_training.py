@@ -29,7 +29,6 @@ import folder_paths
 from ..model_loaders.architecture import require_sd15_model
 from ..samplers import flow_objectives
 from ..samplers.comfyui.model_sampling import flow_family, is_instaflow_patched
-from ..compat.comfyui_versions import gradient_checkpointing, require_compute_dtype
 from .lora_adapters import create_loras, lora_forward_path, lora_state, trainable_base_weights, with_lora_applied
 from .pairs_file import FlowPairs
 from .teacher_pairs import model_identity
@@ -84,7 +83,6 @@ def train_flow_lora(model, pairs: FlowPairs, objective: str, settings: TrainSett
     training_dtype, lora_dtype = DTYPES[settings.training_dtype], DTYPES[settings.lora_dtype]
     patcher = model.clone()
     if training_dtype != (patcher.model.manual_cast_dtype or patcher.model.get_dtype()):
-        require_compute_dtype(patcher)
         patcher.set_model_compute_dtype(training_dtype)  # (it also makes every layer cast its weights: only if needed)
     comfy.model_management.load_models_gpu([patcher], memory_required=1e20, force_full_load=True)
     with torch.inference_mode(False):
@@ -110,6 +108,21 @@ def train_flow_lora(model, pairs: FlowPairs, objective: str, settings: TrainSett
                         who, len(losses), settings.steps, path)
         raise comfy.model_management.InterruptProcessingException()
     return with_lora_applied(model, lora), lora, {"loss": losses}, len(losses)
+
+
+def gradient_checkpointing(diffusion_model):
+    """Core's gradient checkpointing of the UNet's top-level blocks (what core's TrainLoraNode uses); returns
+    the undo function."""
+    from comfy_extras.nodes_train import find_all_highest_child_module_with_forward, patch, unpatch
+
+    blocks = find_all_highest_child_module_with_forward(diffusion_model)
+    for block in blocks:
+        patch(block)
+
+    def undo():
+        for block in blocks:
+            unpatch(block)
+    return undo
 
 
 def _batches(pairs: FlowPairs, samples: list) -> list[list]:
@@ -157,7 +170,7 @@ def _loop(patcher, pairs, objective, settings, optimizer, training_dtype, who):
             progress.update(1)
             if len(losses) % 10 == 0 or len(losses) == settings.steps:
                 logging.info("%s: step %d/%d, %s loss %.5f", who, len(losses), settings.steps, objective, total)
-    except comfy.model_management.InterruptProcessingException:  # raised by the progress bar's hook on Cancel
+    except comfy.model_management.InterruptProcessingException:  # Cancel: from the progress hook, or (0.33.0) a layer
         return losses, True
     seconds = time.perf_counter() - started
     logging.info("%s: %d steps in %.1f s (%.2f s/step), loss %.5f -> %.5f%s", who, len(losses), seconds,

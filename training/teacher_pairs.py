@@ -16,7 +16,6 @@ import comfy.sample
 import comfy.utils
 import folder_paths
 
-from ..compat.comfyui_versions import encode_prompt
 from .pairs_file import (FlowPairs, existing_pair, folder_header, load_pairs, model_header, pairs_folder,
                          require_same_header, write_pair)
 
@@ -71,7 +70,7 @@ def make_pairs(model, clip, prompts: str, negative_prompt: str, seed: int, pairs
 
 
 def _sample_pairs(model, clip, todo, negative_prompt, latent_shape, sampler_name, scheduler, steps, cfg, folder, header):
-    negative = encode_prompt(clip, negative_prompt)
+    negative = clip.encode_from_tokens_scheduled(clip.tokenize(negative_prompt))
     empty = comfy.sample.fix_empty_latent_channels(
         model, torch.zeros((1,) + latent_shape, dtype=torch.float32))
     progress = comfy.utils.ProgressBar(len(todo) * steps)
@@ -79,7 +78,7 @@ def _sample_pairs(model, clip, todo, negative_prompt, latent_shape, sampler_name
     for text, seed in todo:
         comfy.model_management.throw_exception_if_processing_interrupted()
         if text not in encoded:
-            encoded[text] = encode_prompt(clip, text)
+            encoded[text] = clip.encode_from_tokens_scheduled(clip.tokenize(text))
         positive = encoded[text]
         noise = comfy.sample.prepare_noise(empty, seed)
         latent = comfy.sample.sample(

@@ -11,6 +11,7 @@ Only the standard library, numpy and Pillow are used for HTTP and images.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -306,3 +307,35 @@ class ComfyServer:
 
     def interrupt(self) -> None:
         self._request("POST", "/interrupt", {})
+
+    def queue_state(self) -> tuple[list, list]:
+        """GET /queue: (running, pending) prompt entries."""
+        state = self.get_json("/queue")
+        return state["queue_running"], state["queue_pending"]
+
+    def stop_all_work(self, timeout: float = 120.0) -> None:
+        """Empty the waiting queue and interrupt the running prompt until the server is idle. A failed test
+        calls it (conftest.py): a prompt it left behind would make every later test wait behind it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive("stopping its work")
+            running, pending = self.queue_state()
+            if not running and not pending:
+                return
+            if pending:
+                self._request("POST", "/queue", {"clear": True})
+            if running:
+                self.interrupt()
+            if time.monotonic() > deadline:
+                raise ServerError(f"still busy {timeout:.0f}s after interrupting: {len(running)} running, "
+                                  f"{len(pending)} waiting\n--- server log tail ---\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    @contextlib.contextmanager
+    def stopping_work_on_failure(self):
+        """A block whose failure stops what it queued (and everything else) before the error goes on."""
+        try:
+            yield self
+        except BaseException:
+            self.stop_all_work()
+            raise

@@ -221,6 +221,7 @@ def test_convert_command_turns_an_sd15_graph_into_instaflow_runs_and_undoes(comf
     original = load_sd15_graph(page, reduced_instaflow)
     original_graph = page.serialized_graph()
     page.shot("1-sd15-graph")
+    page.watch_pack_deprecations()
 
     page.canvas_menu("Convert to InstaFlow (1 step)")
     page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingInstaFlow')")
@@ -229,6 +230,7 @@ def test_convert_command_turns_an_sd15_graph_into_instaflow_runs_and_undoes(comf
     expected, _ = convert_api_workflow(original)  # the Python implementation of the same rules
     assert strip_titles(page.api_prompt()) == expected
     assert page.widgets(page.node_id("KSampler"))["sampler_name"] == "rectified_flow"
+    assert not page.pack_deprecations()  # no LiteGraph API this frontend deprecates (input.link from 1.58)
 
     undo_with_the_keyboard(page)  # one undo step restores the original graph
     page.page.wait_for_function("() => !app.graph.nodes.some(n => n.type === 'ModelSamplingInstaFlow')")

@@ -91,6 +91,18 @@ class ComfyPage:
     def evaluate(self, script: str, arg=None):
         return self.page.evaluate(script, arg)
 
+    def watch_pack_deprecations(self) -> None:
+        """Record LiteGraph's deprecation warnings raised from this pack's code, every time (LiteGraph warns once per
+        page, and the frontend's own code may have used up that once: 1.58.1 reads input.link on load)."""
+        self.evaluate("""(url) => { window.__packDeprecations = [];
+            LiteGraph.alwaysRepeatWarnings = true;
+            LiteGraph.onDeprecationWarning.push((message) => {
+                if ((new Error().stack ?? '').includes(url)) window.__packDeprecations.push(message) }) }""",
+                      PACK_EXTENSION_URL)
+
+    def pack_deprecations(self) -> list[str]:
+        return self.evaluate("() => window.__packDeprecations")
+
     def extension_errors(self) -> list[str]:
         return [e for e in self.errors if PACK_EXTENSION_URL in e or "InstaFlow" in e]
 

@@ -102,13 +102,11 @@ def load_template(page: ComfyPage, name: str) -> None:
     wait_for_template_graph(page, name)
 
 
-def load_default_graph(page: ComfyPage, models) -> dict:
-    """ComfyUI's default SD1.5 graph, pointed at the test checkpoint at 64x64; returns its API prompt."""
+def load_sd15_graph(page: ComfyPage, models) -> dict:
+    """A user's SD1.5 txt2img graph (tests/graphs/sd15_txt2img.json; ComfyUI's default graph is no SD1.5 graph from
+    frontend 1.48 on), on the test checkpoint at 64x64; returns its API prompt."""
     page.close_dialogs()
-    page.evaluate("async () => { await app.loadGraphData(); }")
-    page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'KSampler')")
-    page.set_widgets("CheckpointLoaderSimple", ckpt_name=models.single_file.name)
-    page.set_widgets("EmptyLatentImage", width=TEST_SIZE, height=TEST_SIZE)
+    page.load_sd15_graph(models.single_file.name, TEST_SIZE)
     page.fit_view()
     return strip_titles(page.api_prompt())
 
@@ -122,7 +120,7 @@ def test_node_search_finds_every_instaflow_node_and_adds_one_to_the_canvas(comfy
                            if info["category"].startswith("InstaFlow"))
     page.close_dialogs()
     page.evaluate("() => app.graph.clear()")
-    page.page.mouse.dblclick(*page.empty_canvas_point())
+    point = page.open_node_search()
     options = page.page.get_by_role("option")
     texts = []
     for family, example in (("PeRFlow", "PeRFlow Scheduler"), ("InstaFlow", "Model Sampling InstaFlow")):
@@ -134,41 +132,40 @@ def test_node_search_finds_every_instaflow_node_and_adds_one_to_the_canvas(comfy
     missing = [name for name in display_names if not any(name in text for text in texts)]
     assert not missing, f"not offered by the search: {missing}"
     options.filter(has_text="Model Sampling InstaFlow").first.click()
+    page.place_picked_node(point)
     page.page.wait_for_function("() => app.graph.nodes.length === 1")
     assert page.node_types() == ["ModelSamplingInstaFlow"]
     page.shot("2-node-added")
 
-    # The node library sidebar: one InstaFlow folder with a subfolder per category.
-    page.page.get_by_role("button", name=re.compile(r"^Node Library")).click()
-    folder = page.page.locator('.side-bar-panel [role=treeitem][aria-label="InstaFlow"]')
-    folder.locator(".p-tree-node-content").first.click()
-    subfolders = sorted({info["category"].split("/")[1] for info in comfy_server.object_info().values()
-                         if info["category"].startswith("InstaFlow/")})
-    for sub in subfolders:
-        folder.locator(f'[role=treeitem][aria-label="{sub}"] .p-tree-node-content').first.click()
-    folder.evaluate("e => e.scrollIntoView({block: 'start'})")
-    for name in display_names:
-        folder.get_by_text(name).wait_for()
+    # The node library sidebar: one InstaFlow folder with a subfolder per category, each node in its own.
+    page.open_node_library()
+    categories = {info["display_name"]: info["category"].split("/")[1] for info in comfy_server.object_info().values()
+                  if info["category"].startswith("InstaFlow/")}
+    assert sorted(page.library_folder_children("InstaFlow")) == sorted(set(categories.values()))
+    for sub in sorted(set(categories.values())):
+        shown = page.library_folder_children("InstaFlow", sub)
+        assert sorted(shown) == sorted(name for name, c in categories.items() if c == sub), sub
     page.shot("3-node-library")
 
 
 @pytest.mark.parametrize("node", ["InstaFlowLoader", "PeRFlowDeltaWeights"])
-def test_node_library_help_button_opens_the_nodes_help_page(comfy_page, comfy_server, node):
+def test_node_info_button_opens_the_nodes_help_page(comfy_page, comfy_server, node):
+    """A node added from the search, selected, then Info in the selection toolbox: the pack's help page for it
+    (web/docs/<node>.md) opens. Where it opens differs (1.32.9: the node library's help panel; 1.48+: the right side
+    panel's Info tab), so it is found by its text. The Info button is the route all three frontends share: the node
+    library of 1.48+ (its new design, the default) has no help button."""
     page = comfy_page
     page.close_dialogs()
     info = comfy_server.object_info(node)[node]
-    family, sub = info["category"].split("/")[:2]
-    page.page.get_by_role("button", name=re.compile(r"^Node Library")).click()
-    folder = page.page.locator(f'.side-bar-panel [role=treeitem][aria-label="{family}"]')
-    folder.locator(".p-tree-node-content").first.click()
-    folder.locator(f'[role=treeitem][aria-label="{sub}"] .p-tree-node-content').first.click()
-    item = page.page.locator(".side-bar-panel [role=treeitem]", has_text=info["display_name"]).last
-    item.hover()
-    item.locator(".help-button").click()
+    page.evaluate("() => app.graph.clear()")
+    # Typed up to a parenthesis: the search of 1.48+ finds nothing for a whole name with one.
+    page.add_node_by_search(info["display_name"].split(" (")[0], info["display_name"])
+    page.page.wait_for_function("(type) => app.graph.nodes.length === 1 && app.graph.nodes[0].type === type", arg=node)
+    page.select_node(page.node_id(node))
+    page.page.get_by_test_id("info-button").click()
     first_line = (REPO_ROOT / "web" / "docs" / f"{node}.md").read_text().splitlines()[0].lstrip("# ")
-    panel = page.page.locator(".side-bar-panel")
-    panel.get_by_text("Settings that work").wait_for()
-    panel.get_by_text(first_line, exact=True).first.wait_for()
+    page.page.get_by_text("Settings that work").first.wait_for()
+    page.page.get_by_text(first_line, exact=True).first.wait_for()
     page.shot(f"help-{node}")
 
 
@@ -219,19 +216,21 @@ def test_one_step_template_runs_from_the_run_button_and_shows_the_image(comfy_pa
 # ------------------------------------------------------------------------------ convert command
 
 
-def test_convert_command_turns_the_default_graph_into_instaflow_runs_and_undoes(comfy_page, reduced_instaflow):
+def test_convert_command_turns_an_sd15_graph_into_instaflow_runs_and_undoes(comfy_page, reduced_instaflow):
     page = comfy_page
-    original = load_default_graph(page, reduced_instaflow)
+    original = load_sd15_graph(page, reduced_instaflow)
     original_graph = page.serialized_graph()
-    page.shot("1-default-graph")
+    page.shot("1-sd15-graph")
+    page.watch_pack_deprecations()
 
     page.canvas_menu("Convert to InstaFlow (1 step)")
     page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingInstaFlow')")
-    page.page.get_by_text("Converted 1 sampler(s)").wait_for()  # the toast
+    page.toast("Converted 1 sampler(s)").wait_for()
     page.shot("2-converted")
     expected, _ = convert_api_workflow(original)  # the Python implementation of the same rules
     assert strip_titles(page.api_prompt()) == expected
     assert page.widgets(page.node_id("KSampler"))["sampler_name"] == "rectified_flow"
+    assert not page.pack_deprecations()  # no LiteGraph API this frontend deprecates (input.link from 1.58)
 
     undo_with_the_keyboard(page)  # one undo step restores the original graph
     page.page.wait_for_function("() => !app.graph.nodes.some(n => n.type === 'ModelSamplingInstaFlow')")
@@ -252,7 +251,7 @@ def test_convert_command_turns_the_default_graph_into_instaflow_runs_and_undoes(
 
 def test_2rf_command_in_the_edit_menu_sets_four_steps_and_cfg_one_and_a_half(comfy_page, reduced_instaflow):
     page = comfy_page
-    original = load_default_graph(page, reduced_instaflow)
+    original = load_sd15_graph(page, reduced_instaflow)
     label = "Convert to 2-Rectified Flow (4 steps, cfg 1.5)"
     page.top_menu("Edit", "InstaFlow", label)
     page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingInstaFlow')")
@@ -265,10 +264,10 @@ def test_2rf_command_in_the_edit_menu_sets_four_steps_and_cfg_one_and_a_half(com
 
 def test_perflow_command_inserts_model_sampling_perflow_like_the_python_converter_and_runs(comfy_page, reduced_instaflow):
     page = comfy_page
-    original = load_default_graph(page, reduced_instaflow)  # the random SD1.5 model stands in for a PeRFlow SD1.5 one
+    original = load_sd15_graph(page, reduced_instaflow)  # the random SD1.5 model stands in for a PeRFlow SD1.5 one
     page.canvas_menu("Convert to PeRFlow (4 steps, cfg 4.5)")
     page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingPeRFlow')")
-    page.page.get_by_text("inserted 1 ModelSamplingPeRFlow").wait_for()  # the toast
+    page.toast("inserted 1 ModelSamplingPeRFlow").wait_for()
     page.fit_view()
     page.shot("1-converted-perflow")
     assert strip_titles(page.api_prompt()) == convert_api_workflow(original, "perflow")[0]
@@ -302,7 +301,7 @@ def test_model_sampling_warning_for_a_non_sd15_model_is_shown_on_the_node(comfy_
     shown = page.widgets(node_id).get("instaflow_warning")  # drawn in the node, in either renderer
     assert shown and warning in shown
     assert "instaflow_warning" not in page.api_prompt()[str(node_id)]["inputs"]  # never sent to the server
-    page.page.locator(".p-toast-message", has_text="Model Sampling InstaFlow").wait_for()
+    page.toast("Model Sampling InstaFlow").wait_for()
     page.shot("warning-on-node")
 
 
@@ -334,14 +333,14 @@ def undo_with_the_keyboard(page: ComfyPage) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     before = page.evaluate(REDO_STEPS)
-    search = page.page.get_by_placeholder("Search Nodes...")
+    search = page.node_search()
     for attempt in range(2):
         page.page.mouse.click(*page.empty_canvas_point())
-        if search.is_visible():
+        if search.first.is_visible():
             # Taken for a double click (seen once, after canvas_menu's right-click on the same spot): the node search
             # opened and would take the key press. Closed, and the click made again.
             page.page.keyboard.press("Escape")
-            search.wait_for(state="hidden")
+            search.first.wait_for(state="hidden")
             page.page.mouse.click(*page.empty_canvas_point())
         page.page.keyboard.press("Control+z")
         try:
@@ -356,13 +355,13 @@ def test_nodes_2_0_convert_command_undo_and_warning(nodes_2_0, reduced_instaflow
     from playwright.sync_api import expect
 
     page = nodes_2_0
-    original = load_default_graph(page, reduced_instaflow)
+    original = load_sd15_graph(page, reduced_instaflow)
     dom_node(page, page.node_id("KSampler")).wait_for()  # nodes are DOM elements in this renderer
     page.canvas_menu("Convert to PeRFlow (4 steps, cfg 4.5)")
     page.page.wait_for_function("() => app.graph.nodes.some(n => n.type === 'ModelSamplingPeRFlow')")
     # The command ends (its undo step closed) after the layout settles, then shows its toast: an undo pressed
     # before that finds no step to undo (seen once in a whole run).
-    page.page.get_by_text("Converted 1 sampler(s)").wait_for()
+    page.toast("Converted 1 sampler(s)").wait_for()
     patch = page.node_id("ModelSamplingPeRFlow")
     dom_node(page, patch).wait_for()
     page.fit_view()
@@ -398,22 +397,6 @@ def test_nodes_2_0_convert_command_undo_and_warning(nodes_2_0, reduced_instaflow
 # ------------------------------------------------------------------------------ templates and their model files
 
 
-def missing_models_rows(page: ComfyPage) -> list[dict]:
-    """The rows of ComfyUI's Missing Models dialog: label ("folder / name"), URL, error."""
-    dialog = page.page.locator(".p-dialog", has_text="Missing Models")
-    dialog.wait_for()
-    return page.evaluate("""() => [...document.querySelectorAll('.comfy-missing-models [role=option]')].map(row => ({
-        label: row.querySelector('span[title]')?.textContent.trim(),
-        url: row.querySelector('span[title]')?.getAttribute('title'),
-        error: row.querySelector('.p-message')?.textContent.trim() ?? null}))""")
-
-
-def close_missing_models(page: ComfyPage) -> None:
-    dialog = page.page.locator(".p-dialog", has_text="Missing Models")
-    dialog.locator(".p-dialog-close-button").click()
-    dialog.wait_for(state="detached")
-
-
 def load_template_from_browser(page: ComfyPage, name: str) -> None:
     """Template browser -> this pack -> the template's card (as a user opens it)."""
     dialog = open_template_browser(page)
@@ -432,9 +415,14 @@ def load_template_as_its_card_does(page: ComfyPage, name: str) -> None:
     wait_for_template_graph(page, name)
 
 
+# Files a template leaves to the user (declared nowhere, nothing to download): the LoRA of instaflow_lora.
+USERS_OWN_FILES = {"loras / my_sd15_style_lora.safetensors"}
+
+
 def test_without_the_models_each_template_opens_the_missing_models_dialog_with_its_files(comfy_page):
-    """A new user's state: the dialog lists exactly the declared files (folder / name, Hugging Face URL), each
-    downloadable (no "invalid directory", no refused source or suffix); templates loading a folder show none."""
+    """A new user's state: ComfyUI's missing-models report (the dialog up to 1.32, the Errors tab from 1.48; see
+    harness/browser.py) lists exactly the declared files (folder / name, Hugging Face URL), each downloadable (no
+    "invalid directory", no refused source or suffix); templates loading a folder show none."""
     page = comfy_page
     shown = 0
     shown_urls = set()
@@ -444,16 +432,19 @@ def test_without_the_models_each_template_opens_the_missing_models_dialog_with_i
         load_template_as_its_card_does(page, example.stem)
         if not declared:
             page.page.wait_for_timeout(500)
-            assert not page.page.locator(".p-dialog", has_text="Missing Models").count(), example.stem
+            assert not page.missing_models_shown(), example.stem
             continue
-        rows = missing_models_rows(page)
+        rows = page.missing_models_rows()
         if shown < 3 or "perflow" in example.stem:
             page.shot(f"missing-models-{example.stem}")
         shown += 1
-        assert sorted((r["label"], r["url"], r["error"]) for r in rows) == sorted(
+        assert sorted((r["label"], r["url"], r["error"]) for r in rows if r["label"] not in USERS_OWN_FILES) == sorted(
             (f"{e['directory']} / {e['name']}", e["url"], None) for e in declared), example.stem
-        shown_urls |= {r["url"] for r in rows}
-        close_missing_models(page)
+        # From 1.48 every absent model file a loader names is listed, the user's own LoRA too (without a download);
+        # the dialog of 1.32 lists only the declared files.
+        assert all(r["error"] for r in rows if r["label"] in USERS_OWN_FILES), example.stem
+        shown_urls |= {r["url"] for r in rows if not r["error"]}
+        page.close_missing_models()
     declared_urls = {e["url"] for p in EXAMPLES for e in declared_models(json.loads(p.read_text()))}
     assert shown_urls and all(urlsplit(url).hostname == "huggingface.co" for url in shown_urls), shown_urls
     # The frontend asks the Comfy Registry API (api.comfy.org) for node-pack information (per node type, comfy-core,
@@ -481,7 +472,7 @@ def test_with_the_models_in_place_the_template_opens_without_the_dialog_and_runs
     try:
         load_template_from_browser(page, name)
         page.page.wait_for_timeout(800)
-        assert not page.page.locator(".p-dialog", has_text="Missing Models").count()
+        assert not page.missing_models_shown()
         page.set_widgets("EmptyLatentImage", width=TEST_SIZE, height=TEST_SIZE)
         page.fit_view()
         page.shot("1-loaded")

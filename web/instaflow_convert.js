@@ -3,6 +3,7 @@
 // applies the same rules to API-format workflows (`python <pack> convert`), so both stay in step.
 // Also shows the model-sampling nodes' run-time warning (a model of another architecture) on the node.
 import { app } from "../../scripts/app.js";
+import { inputLinkAt, outputLinksAt } from "./frontend_shim.js";
 
 const EXTENSION = "InstaFlow.ConvertGraph";
 const RULES_URL = new URL("./instaflow_conversion_rules.json", import.meta.url);
@@ -27,13 +28,8 @@ function loadRules() {
 const presetRules = (rules, presetName) => ({ ...rules, ...(rules.presets[presetName].overrides ?? {}) });
 const resolve = (value, preset) => (typeof value === "string" && value.startsWith("$") ? preset[value.slice(1)] : value);
 const typeOf = (node) => node.comfyClass ?? node.type;
-const linkById = (graph, id) => (id == null ? null : (graph.getLink?.(id) ?? graph.links?.get?.(id) ?? graph.links?.[id] ?? null));
 const inputIndex = (node, name) => node.inputs?.findIndex((input) => input.name === name) ?? -1;
-
-function inputLink(graph, node, name) {
-  const index = inputIndex(node, name);
-  return index < 0 ? null : linkById(graph, node.inputs[index].link);
-}
+const inputLink = (graph, node, name) => inputLinkAt(graph, node, inputIndex(node, name));
 
 function comboValues(widget) {
   const values = widget.options?.values;
@@ -69,8 +65,8 @@ class GraphConverter {
   setValues(node, values) {
     for (const [name, raw] of Object.entries(values)) {
       const value = resolve(raw, this.preset);
-      const socket = node.inputs?.find((input) => input.widget?.name === name);
-      const link = socket ? linkById(this.graph, socket.link) : null;
+      const socket = node.inputs?.findIndex((input) => input.widget?.name === name) ?? -1;
+      const link = inputLinkAt(this.graph, node, socket);
       if (link) {
         this.report.notes.push(`node ${node.id} (${typeOf(node)}): ${name} is connected to node ${link.origin_id}; set it to ${JSON.stringify(value)} there`);
         continue;
@@ -101,7 +97,7 @@ class GraphConverter {
       const type = typeOf(node);
       if (this.rules.already_patched.includes(type)) patched = true;
       if (this.rules.other_architectures.includes(type) || this.rules.other_families.includes(type)) return { root: type, patched, other: type };
-      const next = type === "Reroute" ? linkById(this.graph, node.inputs?.[0]?.link) : inputLink(this.graph, node, this.rules.model_input);
+      const next = type === "Reroute" ? inputLinkAt(this.graph, node, 0) : inputLink(this.graph, node, this.rules.model_input);
       if (!next) return { root: type, patched };
       link = next;
     }
@@ -178,8 +174,7 @@ class GraphConverter {
     this.graph.add(scheduler);
     const model = inputLink(this.graph, sampler, this.rules.model_input);
     this.graph.getNodeById(model.origin_id).connect(model.origin_slot, scheduler, inputIndex(scheduler, target.model_input));
-    const targets = (old.outputs?.[0]?.links ?? []).map((id) => linkById(this.graph, id)).filter(Boolean)
-      .map((l) => [this.graph.getNodeById(l.target_id), l.target_slot]);
+    const targets = outputLinksAt(this.graph, old, 0).map((l) => [this.graph.getNodeById(l.target_id), l.target_slot]);
     for (const [node, slot] of targets) scheduler.connect(0, node, slot);
     this.graph.remove(old);
     this.report.replaced.push(scheduler.id);

@@ -3,7 +3,10 @@
 // applies the same rules to API-format workflows (`python <pack> convert`), so both stay in step.
 // Also shows the model-sampling nodes' run-time warning (a model of another architecture) on the node.
 import { app } from "../../scripts/app.js";
-import { inputLinkAt, outputLinksAt } from "./frontend_shim.js";
+import {
+  addLegacyCanvasMenuItems, beginChange, endChange, graphNodes, inputLinkAt, outputLinksAt, readOnlyTextWidget,
+  setWidgetValue, widgetsChanged,
+} from "./frontend_shim.js";
 
 const EXTENSION = "InstaFlow.ConvertGraph";
 const RULES_URL = new URL("./instaflow_conversion_rules.json", import.meta.url);
@@ -36,22 +39,6 @@ function comboValues(widget) {
   return typeof values === "function" ? values() : values;
 }
 
-// Sets a widget's value the way the frontend's own UI does, so both renderers show it. The "Nodes 2.0" renderer
-// (Vue nodes) keeps its own copy of each widget's value and refreshes it only through the widget's callback, which it
-// wraps (frontend 1.32: useGraphNodeManager); a bare `widget.value = x` changes the graph and the API prompt but
-// leaves the DOM node showing the old value. LiteGraph's widget.setValue (what a click on the classic canvas calls)
-// assigns the value, calls the callback, then node.onWidgetChanged and bumps the graph's version.
-function setWidgetValue(node, widget, value) {
-  if (typeof widget.setValue === "function" && app.canvas) {
-    widget.setValue(value, { e: undefined, node, canvas: app.canvas });
-    return;
-  }
-  const old = widget.value;
-  widget.value = value;
-  widget.callback?.(widget.value, app.canvas, node);
-  node.onWidgetChanged?.(widget.name ?? "", widget.value, old, widget);
-  if (node.graph) node.graph._version++;
-}
 
 class GraphConverter {
   constructor(graph, rules, presetName) {
@@ -81,7 +68,7 @@ class GraphConverter {
         this.report.notes.push(`node ${node.id} (${typeOf(node)}): ${name} has no option ${JSON.stringify(value)}`);
         continue;
       }
-      setWidgetValue(node, widget, value);
+      setWidgetValue(app, node, widget, value);
     }
   }
 
@@ -189,7 +176,7 @@ export function convertGraph(graph, allRules, presetName) {
     if (!LiteGraph.registered_node_types[type]) throw new Error(`node type ${type} is not loaded: is the InstaFlow pack installed?`);
   }
   const converter = new GraphConverter(graph, rules, presetName);
-  const samplers = [...(graph.nodes ?? graph._nodes)].filter((node) => typeOf(node) in rules.samplers).sort((a, b) => a.id - b.id);
+  const samplers = graphNodes(graph).filter((node) => typeOf(node) in rules.samplers).sort((a, b) => a.id - b.id);
   for (const sampler of samplers) converter.convertSampler(sampler);
   return converter.report;
 }
@@ -225,8 +212,7 @@ const layoutSettled = (graph) => new Promise((resolve) => {
 async function runConversion(presetName) {
   const rules = await loadRules();
   const graph = app.canvas?.graph ?? app.graph;
-  const canvas = app.canvas;
-  canvas?.emitBeforeChange?.();
+  beginChange(app);
   let report;
   try {
     report = convertGraph(graph, rules, presetName);
@@ -236,9 +222,7 @@ async function runConversion(presetName) {
     return null;
   } finally {
     await layoutSettled(graph);
-    canvas?.emitAfterChange?.();
-    if (!canvas?.emitAfterChange) app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
-    graph.setDirtyCanvas?.(true, true);
+    endChange(app, graph);
   }
   const skipped = Object.entries(report.skipped).map(([id, why]) => `node ${id}: ${why}`);
   const lines = [...skipped, ...report.notes];
@@ -256,46 +240,22 @@ async function runConversion(presetName) {
 // both renderers: the classic canvas and the Vue-based "Nodes 2.0" (which does not call onDrawForeground).
 const WARNING_WIDGET = "instaflow_warning";
 
-function warningWidget(node, text) {
-  const markdown = window.comfyAPI?.widgets?.ComfyWidgets?.MARKDOWN;
-  if (markdown) {
-    const { widget } = markdown(node, WARNING_WIDGET, ["MARKDOWN", {}], app);
-    widget.options.read_only = true;
-    if (widget.element) widget.element.readOnly = widget.element.disabled = true;
-    widget.serialize = widget.options.serialize = false; // never saved with the workflow, never sent to the server
-    return widget;
-  }
-  return node.addWidget("text", WARNING_WIDGET, text, () => {}, { serialize: false, read_only: true });
-}
-
-// "Nodes 2.0" (frontend 1.32: useGraphNodeManager) reads a node's widget list when the node is added to the graph; it
-// follows later pushes only until the first widget callback fires on the node (a loaded API workflow's values, any edit
-// in the UI), which replaces that list with a fixed copy. A widget added or removed after that never reaches the DOM
-// node, and a widget added after the node was shown has no wrapped callback, so its value changes would not reach it
-// either. Announcing the node again (the graph's onNodeAdded hook, which the renderer wraps) rebuilds its view of the
-// node: the current widgets, each callback wrapped. Only for the graph on screen; the classic canvas needs none of it.
-function widgetsChanged(node) {
-  const graph = node.graph;
-  if (!LiteGraph.vueNodesMode || !graph || graph !== app.canvas?.graph) return;
-  graph.onNodeAdded?.(node);
-}
-
 function showWarning(node, text) {
   node.instaflowWarning = text || null;
   let widget = node.widgets?.find((w) => w.name === WARNING_WIDGET);
   if (!text) {
     if (widget) {
       node.removeWidget(widget);
-      widgetsChanged(node);
+      widgetsChanged(app, node);
     }
   } else {
     const added = !widget;
-    widget ??= warningWidget(node, text);
+    widget ??= readOnlyTextWidget(app, node, WARNING_WIDGET, text);
     if (added) widget.value = `⚠ ${text}`;
-    else setWidgetValue(node, widget, `⚠ ${text}`); // through its callback, which "Nodes 2.0" follows (see setWidgetValue)
+    else setWidgetValue(app, node, widget, `⚠ ${text}`); // through its callback, which "Nodes 2.0" follows
     const [width, height] = node.computeSize?.() ?? node.size;
     node.setSize?.([Math.max(node.size[0], width, 360), Math.max(node.size[1], height, 160)]);
-    if (added) widgetsChanged(node); // after the value and size are set: the renderer copies both
+    if (added) widgetsChanged(app, node); // after the value and size are set: the renderer copies both
   }
   node.setDirtyCanvas?.(true, true);
 }
@@ -312,7 +272,7 @@ app.registerExtension({
     function: () => runConversion(preset),
   })),
   menuCommands: [{ path: ["Edit", "InstaFlow"], commands: Object.values(COMMANDS).map((c) => c.id) }],
-  // Canvas right-click menu (frontend >= 1.28: getCanvasMenuItems; older ones: the legacy hook below).
+  // Canvas right-click menu (frontend >= 1.28: getCanvasMenuItems; older ones: addLegacyCanvasMenuItems in setup).
   getCanvasMenuItems() {
     return [null, ...Object.values(COMMANDS).map(({ id, label }) => ({
       content: label,
@@ -320,14 +280,8 @@ app.registerExtension({
     }))];
   },
   async setup() {
-    if (typeof app.collectCanvasMenuItems !== "function") {
-      const original = LGraphCanvas.prototype.getCanvasMenuOptions;
-      LGraphCanvas.prototype.getCanvasMenuOptions = function (...args) {
-        const options = original.apply(this, args);
-        options.push(null, ...Object.keys(COMMANDS).map((preset) => ({ content: COMMANDS[preset].label, callback: () => runConversion(preset) })));
-        return options;
-      };
-    }
+    addLegacyCanvasMenuItems(app, () => Object.keys(COMMANDS).map((preset) => ({
+      content: COMMANDS[preset].label, callback: () => runConversion(preset) })));
     window.InstaFlow = { convertGraph, runConversion, loadRules }; // for scripting and the browser tests
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {

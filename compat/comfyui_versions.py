@@ -10,7 +10,6 @@ versions it serves, and both CI legs execute it.
 from __future__ import annotations
 
 import inspect
-import logging
 
 import comfy.sd
 

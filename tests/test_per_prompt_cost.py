@@ -33,7 +33,7 @@ sys.path[:0] = [str(REPO_ROOT / "bench"), str(REPO_ROOT / "bench" / "device")]
 
 from fixtures import CLUTTER_FILES, make_clutter  # noqa: E402 - bench/device/fixtures.py
 
-# The target is 1 ms of pack code per warm prompt (README: 0.66-0.80 ms medians on the 2-core test CPU with
+# The target is 1 ms of pack code per warm prompt (docs/performance.md: 0.66-0.80 ms medians on the 2-core test CPU with
 # nothing else running; 1.96 and 2.35 ms on the H200 machine before the last cuts). Shared CPUs double it, so
 # the tests hold the pack to generous bounds that catch a regression (a full walk of the 1,000 files on
 # every call would cost 20-100 ms and fail all of them): the median of PROMPTS warm prompts timed without a

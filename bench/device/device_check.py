@@ -1,6 +1,6 @@
 """The device check: one command that proves InstaFlow's CUDA path in ComfyUI and measures it.
 
-    bash bench/device/run_on_device.sh     on the GPU machine (README, Performance: the device call)
+    bash bench/device/run_on_device.sh     on the GPU machine (docs/performance.md: the device call)
     bash bench/device/dry_run.sh           the same script on a CPU with tiny sizes (CI runs it)
 
 Phases, in order; each one's result is written to OUT/device_check.json and OUT/device_check.md as soon

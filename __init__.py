@@ -4,7 +4,7 @@ from comfy_api.v0_0_2 import ComfyExtension
 
 from .model_loaders.model_folders import register_model_folders
 from .nodes import NODES
-from .samplers.comfyui.registration import register
+from .comfyui_glue.registration import register
 
 register_model_folders()
 register()

@@ -67,8 +67,8 @@ def time_calls(name: str, rounds: int) -> dict[str, list[float]]:
     import torch
 
     folders = importlib.import_module(f"{name}.model_loaders.model_folders")
-    loader = importlib.import_module(f"{name}.nodes.instaflow_loader").InstaFlowLoader
-    instaflow_sigmas = importlib.import_module(f"{name}.samplers.flows.instaflow").instaflow_sigmas
+    loader = next(n for n in importlib.import_module(f"{name}.nodes").NODES if n.__name__ == "InstaFlowLoader")
+    instaflow_sigmas = importlib.import_module(f"{name}.flow_math.flows.instaflow").instaflow_sigmas
     model_name = folders.list_models("instaflow")[5]
     sweep = torch.empty(64 * 2**20, dtype=torch.uint8)
     calls = (loader.define_schema, loader.define_schema, lambda: loader.validate_inputs(model_name),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import comfy.model_detection
 
-EXPECTED = "SD1.5 (a 320-channel UNet with a 768-dim CLIP ViT-L text context)"
+from ..flow_math.flows.instaflow import FAMILY as INSTAFLOW
+
 SD15, SDXL, SD2 = "SD1.5", "SDXL", "SD2.x"
 
 # ComfyUI's model config class names that are not self-explanatory.
@@ -87,7 +88,8 @@ def require_config(model_config, source: str, allowed, needs: str) -> str:
 
 
 def require_sd15_config(model_config, source: str) -> None:
-    require_config(model_config, source, (SD15,), f"InstaFlow and 2-Rectified Flow need {EXPECTED}")
+    """The InstaFlow family's architecture check (its sampler, inversion and training are SD1.5-only)."""
+    require_config(model_config, source, INSTAFLOW.architectures, INSTAFLOW.needs)
 
 
 def require_sd15_model(model, source: str) -> None:

@@ -2,7 +2,7 @@
 
 InstaFlow, 2-Rectified Flow and PeRFlow checkpoints are plain SD1.5 / SDXL / SD2.x weights
 (docs/models.md); ComfyUI's own loaders build them from state dicts and detect them as ordinary
-diffusion models, so the sampling patch (samplers/comfyui/model_sampling.py, applied by the loader
+diffusion models, so the sampling patch (comfyui_glue/model_sampling.py, applied by the loader
 nodes) is what makes them flow models. Bad input is caught before anything is built: each file is
 read by weights_file (safetensors, or tensors-only torch pickles) and its architecture is checked by
 architecture, so a wrong or broken file costs a clear error naming it, not gigabytes of allocation.
@@ -13,9 +13,10 @@ import comfy.sd
 import folder_paths
 
 from ..compat import comfyui_versions
-from .architecture import EXPECTED, SD2, SD15, SDXL, detect_layout, require_config
+from ..flow_math.flows import FlowFamily
+from .architecture import SDXL, detect_layout, require_config
 from .diffusers_folder import weight_files
-from .model_folders import DIFFUSERS, INSTAFLOW, PERFLOW, resolve_model
+from .model_folders import DIFFUSERS, resolve_model
 from .weights_file import ModelFileError, read_state_dict
 
 
@@ -23,17 +24,8 @@ def _embeddings():
     return folder_paths.get_folder_paths("embeddings")
 
 
-FAMILY_NAMES = {INSTAFLOW: "InstaFlow", PERFLOW: "PeRFlow"}
-# What each family's checkpoints are built on, and the words of the error for anything else.
-ARCHITECTURES = {
-    INSTAFLOW: ((SD15,), f"InstaFlow and 2-Rectified Flow need {EXPECTED}"),
-    PERFLOW: ((SD15, SDXL, SD2), "PeRFlow needs an SD1.5, SDXL or SD2.x model"),
-}
-
-
-def _require(config, source: str, family: str) -> str:
-    allowed, needs = ARCHITECTURES[family]
-    return require_config(config, source, allowed, needs)
+def _require(config, source: str, family: FlowFamily) -> str:
+    return require_config(config, source, family.architectures, family.needs)
 
 
 def _text_encoder(paths: list[str]):
@@ -41,7 +33,7 @@ def _text_encoder(paths: list[str]):
     return comfy.sd.load_text_encoder_state_dicts([read_state_dict(p)[0] for p in paths], embedding_directory=_embeddings())
 
 
-def load_diffusers_folder(path: str, family: str = INSTAFLOW):
+def load_diffusers_folder(path: str, family: FlowFamily):
     """(model, clip, vae, architecture) from a diffusers folder such as XCLiu/instaflow_0_9B_from_sd_1_5."""
     files = weight_files(path)
     unet_sd, metadata = read_state_dict(files["unet"])
@@ -65,7 +57,7 @@ def _missing_parts(sd: dict, config) -> list[str]:
     return [part for part, keys in prefixes.items() if not any(k.startswith(tuple(keys)) for k in sd)]
 
 
-def load_single_file(path: str, family: str = INSTAFLOW):
+def load_single_file(path: str, family: FlowFamily):
     """(model, clip, vae, architecture) from a single-file LDM-layout checkpoint."""
     sd, metadata = read_state_dict(path)
     layout, config = detect_layout(sd)
@@ -74,7 +66,7 @@ def load_single_file(path: str, family: str = INSTAFLOW):
     if missing:
         raise ModelFileError(
             f"{path}: this {architecture} file has no {' and no '.join(missing)} weights (a UNet-only file?). Load it "
-            f"with Load Diffusion Model + Load CLIP + Load VAE and add ModelSampling{FAMILY_NAMES[family]}, "
+            f"with Load Diffusion Model + Load CLIP + Load VAE and add {family.patch_node}, "
             "or use the full checkpoint or diffusers folder")
     out = comfy.sd.load_state_dict_guess_config(sd, output_vae=True, output_clip=True, embedding_directory=_embeddings(),
                                                 metadata=metadata)
@@ -87,7 +79,7 @@ def load_single_file(path: str, family: str = INSTAFLOW):
     return model, clip, vae, architecture
 
 
-def load_checkpoint(name: str, family: str):
-    """(model, clip, vae, architecture) for a name listed by model_folders for `family` (not yet patched)."""
-    kind, path = resolve_model(name, family)
+def load_checkpoint(name: str, family: FlowFamily):
+    """(model, clip, vae, architecture) for a name listed in `family`'s model folders (not yet patched)."""
+    kind, path = resolve_model(name, family.folder)
     return load_diffusers_folder(path, family) if kind == DIFFUSERS else load_single_file(path, family)

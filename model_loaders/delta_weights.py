@@ -14,7 +14,8 @@ import comfy.utils
 
 from .architecture import SD15, detect_layout, require_config
 from .diffusers_folder import weight_file_in
-from .model_folders import DELTAS, PERFLOW, UNET_FOLDER, resolve_model
+from ..flow_math.flows.perflow import FAMILY as PERFLOW
+from .model_folders import DELTAS, UNET_FOLDER, resolve_model
 from .weights_file import ModelFileError, read_state_dict
 
 _LDM_PREFIX = "diffusion_model."
@@ -22,7 +23,7 @@ _LDM_PREFIX = "diffusion_model."
 
 def delta_file(name: str) -> str:
     """The weights file behind a delta name listed from models/perflow."""
-    kind, path = resolve_model(name, PERFLOW, DELTAS)
+    kind, path = resolve_model(name, PERFLOW.folder, DELTAS)
     if kind == UNET_FOLDER:
         return weight_file_in(path)
     return path

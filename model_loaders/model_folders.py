@@ -34,11 +34,10 @@ import time
 
 import folder_paths
 
+from ..flow_math.flows import FAMILIES, family_named
 from .diffusers_folder import is_unet_folder
 
-INSTAFLOW = "instaflow"
-PERFLOW = "perflow"
-FAMILY_FOLDERS = (INSTAFLOW, PERFLOW)
+FAMILY_FOLDERS = tuple(family.folder for family in FAMILIES)
 SINGLE_FILE_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
 _MAX_DEPTH = 4
 _RACY_SECONDS = 2.0
@@ -48,7 +47,7 @@ DIFFUSERS, SINGLE_FILE, UNET_FOLDER = "diffusers", "single_file", "unet_folder"
 
 
 def register_model_folders() -> None:
-    """Adds models/instaflow and models/perflow after any path extra_model_paths.yaml already gave the keys."""
+    """Adds each family's models/<folder> after any path extra_model_paths.yaml already gave the key."""
     for key in FAMILY_FOLDERS:
         folder_paths.add_model_folder_path(key, os.path.join(folder_paths.models_dir, key))
         _paths, extensions = folder_paths.folder_names_and_paths[key]
@@ -228,7 +227,7 @@ def listed_or_reason(name, family: str, kinds=CHECKPOINTS) -> bool | str:
 
 def resolve_model(name: str, family: str, kinds=CHECKPOINTS) -> tuple[str, str]:
     """(kind, path) for a listed name; anything not listed (e.g. a path outside the folders) is refused."""
-    label = "InstaFlow" if family == INSTAFLOW else "PeRFlow"
+    label = family_named(family).name
     if not isinstance(name, str) or not _is_relative_name(name):
         raise ValueError(f"{label} model name {name!r} is refused: model names are relative to the model folders "
                          f"({searched_folders(family, kinds)}) and cannot leave them")

@@ -1,6 +1,6 @@
 from comfy_api.v0_0_2 import io
 
-from ..samplers.conditioning_interpolation import interpolate_conditioning
+from ..flow_math.conditioning_interpolation import interpolate_conditioning
 from .schema_cache import schema_kept_while
 
 

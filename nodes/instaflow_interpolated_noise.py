@@ -1,6 +1,6 @@
 from comfy_api.v0_0_2 import io
 
-from ..samplers.comfyui.interpolated_noise import InterpolatedNoise
+from ..comfyui_glue.interpolated_noise import InterpolatedNoise
 from .schema_cache import schema_kept_while
 
 

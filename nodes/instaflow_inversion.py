@@ -1,6 +1,6 @@
 from comfy_api.v0_0_2 import io
 
-from ..samplers.comfyui.inversion_sampling import invert_latent
+from ..comfyui_glue.inversion_sampling import invert_latent
 from .schema_cache import schema_kept_while
 
 

@@ -1,6 +1,6 @@
 from comfy_api.v0_0_2 import io
 
-from ..samplers.comfyui.instaflow_sampling import sample_instaflow
+from ..comfyui_glue.instaflow_sampling import sample_instaflow
 from .schema_cache import schema_kept_while
 
 

@@ -1,6 +1,6 @@
 from comfy_api.v0_0_2 import io
 
-from ..samplers.flow_objectives import DISTILL_LOSSES
+from ..flow_math.flow_objectives import DISTILL_LOSSES
 from ..training.lora_training import TrainSettings, train_flow_lora
 from .lora_training_inputs import training_inputs, training_outputs
 from .schema_cache import schema_kept_while

@@ -1,15 +1,16 @@
 from comfy_api.v0_0_2 import io
 
+from ..comfyui_glue.model_sampling import patch_sampling
+from ..flow_math.flows.perflow import FAMILY as PERFLOW
 from ..model_loaders.delta_weights import apply_unet_delta
 from ..model_loaders.model_fingerprint import model_fingerprint
-from ..model_loaders.model_folders import DELTAS, PERFLOW, list_models, listed_or_reason
-from ..samplers.comfyui.model_sampling import patch_perflow_sampling
+from ..model_loaders.model_folders import DELTAS, list_models, listed_or_reason
 from .schema_cache import schema_kept_while
 
 
 class PeRFlowDeltaWeights(io.ComfyNode):
     @classmethod
-    @schema_kept_while(lambda: list_models(PERFLOW, DELTAS))
+    @schema_kept_while(lambda: list_models(PERFLOW.folder, DELTAS))
     def define_schema(cls, deltas):
         return io.Schema(
             node_id="PeRFlowDeltaWeights", display_name="Apply PeRFlow Delta Weights (any SD1.5 finetune)",
@@ -31,13 +32,13 @@ class PeRFlowDeltaWeights(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, delta_name):
-        return listed_or_reason(delta_name, PERFLOW, DELTAS)
+        return listed_or_reason(delta_name, PERFLOW.folder, DELTAS)
 
     @classmethod
     def fingerprint_inputs(cls, model, delta_name, strength):
-        return model_fingerprint(delta_name, PERFLOW, DELTAS)
+        return model_fingerprint(delta_name, PERFLOW.folder, DELTAS)
 
     @classmethod
     def execute(cls, model, delta_name, strength):
         delta = apply_unet_delta(model, delta_name, strength, "PeRFlowDeltaWeights")
-        return io.NodeOutput(patch_perflow_sampling(delta, "diff_eps"))
+        return io.NodeOutput(patch_sampling(delta, PERFLOW, "diff_eps"))

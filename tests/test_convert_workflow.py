@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from harness.comparison import TOLERANCE, record_difference
-from workflow_conversion.convert_api import RULES_PATH, ConversionError, convert_api_workflow, load_rules
+from flow_math.flows.perflow import FAMILY as PERFLOW
+from workflow_conversion.conversion_rules import rules_text
+from workflow_conversion.convert_api import RULES_PATH, ConversionError, convert_api_workflow, load_rules, preset_rules
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_SIZE = 64
@@ -112,15 +114,26 @@ def test_perflow_preset_inserts_model_sampling_perflow_and_sets_euler_perflow(de
     assert twice == converted and not again.inserted
 
 
-def test_perflow_preset_rules_are_overrides_of_the_one_rule_set():
-    """One rule set: the PeRFlow preset only overrides what differs (node types, names), nothing is duplicated."""
-    rules = load_rules()
-    overrides = rules["presets"]["perflow"]["overrides"]
-    assert set(overrides) <= set(rules) - {"presets", "samplers", "sampler_selects", "sigma_sources"}
-    assert overrides["model_sampling_node"] == {"type": "ModelSamplingPeRFlow", "set": {"prediction_type": "diff_eps"}}
-    assert overrides["scheduler_node"]["type"] == "PeRFlowScheduler"
+def test_rules_file_is_the_one_generated_from_the_family_records():
+    """web/instaflow_conversion_rules.json is written by workflow_conversion/conversion_rules.py, never by hand."""
+    assert RULES_PATH.read_text(encoding="utf-8") == rules_text(), \
+        "the rules are stale: run `python -m workflow_conversion.conversion_rules` from the repository root"
+
+
+def test_perflow_preset_takes_its_family_nodes_and_settings_from_the_perflow_record():
+    rules = preset_rules(load_rules(), "perflow")
+    assert rules["model_sampling_node"] == {"type": PERFLOW.patch_node, "set": {"prediction_type": "diff_eps"}}
+    assert rules["scheduler_node"]["type"] == PERFLOW.scheduler_node
+    assert set(rules["already_patched"]) == {"ModelSamplingPeRFlow", "PeRFlowLoader", "PeRFlowDeltaWeights"}
+    assert set(rules["other_families"]) == {"ModelSamplingInstaFlow", "InstaFlowLoader"}
+
+
+def test_frontend_commands_are_the_presets_of_the_rules_file():
     script = (REPO_ROOT / "web" / "instaflow_convert.js").read_text()
-    assert "overrides" in script and "Convert to PeRFlow (4 steps, cfg 4.5)" in script
+    assert "Convert to PeRFlow" not in script and "RULES.presets" in script
+    commands = {name: p["command"]["label"] for name, p in load_rules()["presets"].items()}
+    assert commands == {"instaflow": "Convert to InstaFlow (1 step)", "2rf": "Convert to 2-Rectified Flow (4 steps, cfg 1.5)",
+                        "perflow": "Convert to PeRFlow (4 steps, cfg 4.5)"}
 
 
 def test_perflow_preset_on_sampler_custom_gets_euler_and_perflow_scheduler_keeping_denoise():

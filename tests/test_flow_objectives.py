@@ -1,8 +1,8 @@
-"""The reflow and distillation objectives (samplers/flow_objectives.py) on known velocity fields. Torch only."""
+"""The reflow and distillation objectives (flow_math/flow_objectives.py) on known velocity fields. Torch only."""
 import torch
 
-from samplers import flow_objectives as fo
-from samplers.flows import instaflow
+from flow_math import flow_objectives as fo
+from flow_math.flows import instaflow
 
 
 def pair(seed=0):

@@ -1,15 +1,15 @@
-"""samplers/inversion.py on its own (torch only): explicit and fixed-point rectified-flow inversion.
+"""flow_math/inversion.py on its own (torch only): explicit and fixed-point rectified-flow inversion.
 
-Round trips regenerate with the pack's own sampler (samplers/euler.py, rectified_flow_euler) on the
+Round trips regenerate with the pack's own sampler (flow_math/euler.py, rectified_flow_euler) on the
 official schedule, through a model that returns denoised = x + sigma * v as ComfyUI's model call does.
 """
 import pytest
 import torch
 
-from samplers.euler import rectified_flow_euler
-from samplers.finite_checks import NonFiniteError
-from samplers.flows.instaflow import denoised_from_velocity, instaflow_sigmas
-from samplers.inversion import explicit_step, forward_step, inversion_sigmas, invert, model_calls
+from flow_math.euler import rectified_flow_euler
+from flow_math.finite_checks import NonFiniteError
+from flow_math.flows.instaflow import denoised_from_velocity, instaflow_sigmas
+from flow_math.inversion import explicit_step, forward_step, inversion_sigmas, invert, model_calls
 
 SHAPE = (2, 4, 8, 8)
 

@@ -5,10 +5,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TORCH_ONLY = ["samplers/flows", "samplers/euler.py", "samplers/slerp.py", "samplers/finite_checks.py",
-              "samplers/memory_estimate.py", "samplers/conditioning_interpolation.py", "samplers/inversion.py",
-              "samplers/flow_objectives.py"]
-SHIPPED = ["__init__.py", "samplers", "model_loaders", "training", "nodes", "workflow_conversion", "web", "docs", "README.md"]
+TORCH_ONLY = ["flow_math"]
+SHIPPED = ["__init__.py", "flow_math", "comfyui_glue", "model_loaders", "training", "nodes", "workflow_conversion", "web", "docs", "README.md"]
 
 
 def _python_files(part: str):
@@ -30,14 +28,14 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_model_loaders_import_nothing_from_samplers_or_nodes():
+def test_model_loaders_import_nothing_from_the_glue_or_nodes():
     for path in _python_files("model_loaders"):
-        bad = {m for m in _imported_modules(path) if m.split(".")[0] in {"samplers", "nodes"}}
+        bad = {m for m in _imported_modules(path) if m.split(".")[0] in {"comfyui_glue", "nodes"}}
         assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
 
-def test_samplers_import_nothing_from_nodes():
-    for path in _python_files("samplers"):
+def test_glue_imports_nothing_from_nodes():
+    for path in _python_files("comfyui_glue"):
         bad = {m for m in _imported_modules(path) if m.split(".")[0] == "nodes"}
         assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
@@ -48,28 +46,27 @@ def test_training_imports_nothing_from_nodes():
         assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
 
-def test_model_loaders_and_samplers_import_nothing_from_training():
-    for part in ("model_loaders", "samplers"):
+def test_model_loaders_and_glue_import_nothing_from_training():
+    for part in ("model_loaders", "comfyui_glue"):
         for path in _python_files(part):
             bad = {m for m in _imported_modules(path) if m.split(".")[0] == "training"}
             assert not bad, f"{path.relative_to(REPO)} imports {bad}"
 
 
 def test_math_modules_import_only_torch_and_each_other():
-    allowed_roots = {"torch", "math", "__future__", "tqdm", "samplers"}
+    allowed_roots = {"torch", "math", "__future__", "tqdm", "dataclasses", "importlib", "pkgutil", "typing",
+                     "collections", *TORCH_ONLY}
     for part in TORCH_ONLY:
         for path in _python_files(part):
             for module in _imported_modules(path):
                 assert module.split(".")[0] in allowed_roots, f"{path.relative_to(REPO)} imports {module}"
-                if module.startswith("samplers."):
-                    assert not module.startswith("samplers.comfyui"), f"{path.relative_to(REPO)} imports {module}"
 
 
 def test_math_modules_load_with_comfy_blocked():
     code = ("import sys; sys.modules['comfy'] = None; sys.modules['folder_paths'] = None\n"
-            "import samplers.flows.instaflow, samplers.flows.perflow, samplers.euler, samplers.slerp\n"
-            "import samplers.conditioning_interpolation, samplers.memory_estimate, samplers.inversion\n"
-            "import samplers.flow_objectives\n")
+            "import flow_math.flows, flow_math.flows.instaflow, flow_math.flows.perflow, flow_math.euler, flow_math.slerp\n"
+            "import flow_math.conditioning_interpolation, flow_math.memory_estimate, flow_math.inversion\n"
+            "import flow_math.flow_objectives\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

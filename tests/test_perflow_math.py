@@ -18,7 +18,7 @@ from harness.reference_perflow_scheduler import (
     official_timesteps,
     partial_timesteps,
 )
-from samplers.flows import perflow
+from flow_math.flows import perflow
 
 LITERAL_TIMESTEPS = {
     1: [1000, 750, 500, 250],

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from samplers.flows import instaflow as flow_convention
-from samplers.flows.broadcast import per_sample
-from samplers.euler import euler_step, rectified_flow_euler
-from samplers.flows.instaflow import instaflow_sigmas
+from flow_math.flows import instaflow as flow_convention
+from flow_math.flows.broadcast import per_sample
+from flow_math.euler import euler_step, rectified_flow_euler
+from flow_math.flows.instaflow import instaflow_sigmas
 
 
 def test_one_step_schedule_is_one_to_zero():

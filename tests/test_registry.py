@@ -124,7 +124,7 @@ def test_published_zip_holds_the_pack_and_not_the_tests(snapshot, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     names = set(zipfile.ZipFile(snapshot / "node.zip").namelist())
     for needed in ["__init__.py", "__main__.py", "pyproject.toml", "LICENSE", "README.md",
-                   "nodes/__init__.py", "samplers/flows/instaflow.py", "model_loaders/checkpoint.py",
+                   "nodes/__init__.py", "flow_math/flows/instaflow.py", "model_loaders/checkpoint.py",
                    "web/instaflow_convert.js", "web/frontend_shim.js", "web/instaflow_conversion_rules.json", "web/instaflow_icon.svg",
                    "workflow_conversion/convert_api.py", "example_workflows/instaflow_one_step_txt2img.json",
                    "web/docs/InstaFlowLoader.md", "web/docs/PeRFlowLoader.md",

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from samplers.euler import rectified_flow_euler
-from samplers.finite_checks import NonFiniteError, describe_non_finite, require_finite_latent, require_finite_number
-from samplers.memory_estimate import skip_activations_per_latent_pixel, unet_activation_lower_bound
-from samplers.flows.instaflow import instaflow_sigmas
+from flow_math.euler import rectified_flow_euler
+from flow_math.finite_checks import NonFiniteError, describe_non_finite, require_finite_latent, require_finite_number
+from flow_math.memory_estimate import skip_activations_per_latent_pixel, unet_activation_lower_bound
+from flow_math.flows.instaflow import instaflow_sigmas
 
 SD15 = dict(model_channels=320, channel_mult=[1, 2, 4, 4], num_res_blocks=[2, 2, 2, 2])
 

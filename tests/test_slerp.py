@@ -1,11 +1,11 @@
-"""The torch-only interpolation math on its own: samplers/slerp.py and samplers/conditioning_interpolation.py."""
+"""The torch-only interpolation math on its own: flow_math/slerp.py and flow_math/conditioning_interpolation.py."""
 import math
 
 import pytest
 import torch
 
-from samplers.conditioning_interpolation import interpolate_conditioning, lerp_frames
-from samplers.slerp import frame_positions, slerp, slerp_frames
+from flow_math.conditioning_interpolation import interpolate_conditioning, lerp_frames
+from flow_math.slerp import frame_positions, slerp, slerp_frames
 
 LATENT_SHAPE = (1, 4, 64, 64)  # one 512x512 SD1.5 latent: 16384 values
 

@@ -9,7 +9,7 @@ to InstaFlow's UNet. Both merge nodes clone model1 and only patch "diffusion_mod
 InstaFlow's rectified-flow sampling patch survives when InstaFlow is ModelMergeAdd's model1 (with
 InstaFlow as model2 the result would sample as the finetune's noise-prediction model: wrong with
 stock samplers; the pack's instaflow scheduler refuses it and InstaFlowSampler patches it, by
-samplers/model_sampling.py and samplers/sampling_guards.py; not run here).
+comfyui_glue/model_sampling.py and comfyui_glue/sampling_guards.py; not run here).
 
 The recipe reads only the UNets of InstaFlow and of the base, so the graphs load those with stock
 UNETLoader and the finetune with CheckpointLoaderSimple, as a user short of memory would: the server

@@ -1,2 +1,2 @@
 """Reflow and distillation training of LoRAs on teacher pairs (ComfyUI glue; the objectives are torch-only
-math in samplers/flow_objectives.py)."""
+math in flow_math/flow_objectives.py)."""

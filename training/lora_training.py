@@ -1,6 +1,6 @@
 """Training a LoRA on teacher pairs with the reflow or the distillation objective (ComfyUI glue).
 
-The objectives are samplers/flow_objectives.py; this module runs them on a ComfyUI model the way core
+The objectives are flow_math/flow_objectives.py; this module runs them on a ComfyUI model the way core
 TrainLoraNode runs its own (comfy_extras/nodes_train.py in 0.3.75): a clone of the model with
 trainable adapters as weight wrappers, the training dtype as the model's compute dtype plus autocast,
 core's gradient checkpointing, the model loaded in full, outside inference mode. The student is called
@@ -27,8 +27,9 @@ import comfy.utils
 import folder_paths
 
 from ..model_loaders.architecture import require_sd15_model
-from ..samplers import flow_objectives
-from ..samplers.comfyui.model_sampling import flow_family, is_instaflow_patched
+from ..flow_math import flow_objectives
+from ..comfyui_glue.model_sampling import family_of, other_family_message
+from ..flow_math.flows.instaflow import FAMILY as INSTAFLOW
 from .lora_adapters import create_loras, lora_forward_path, lora_state, trainable_base_weights, with_lora_applied
 from .pairs_file import FlowPairs
 from .teacher_pairs import model_identity
@@ -54,12 +55,15 @@ class TrainSettings:
 
 def check_student(model, pairs: FlowPairs, who: str) -> None:
     """The student is an SD1.5-architecture model patched for InstaFlow, of the pairs' model kind."""
-    if not is_instaflow_patched(model):
+    family = family_of(model)
+    if family is not None and family is not INSTAFLOW:
+        raise ValueError(other_family_message(family, INSTAFLOW, who, "reflow and distillation training"))
+    if family is None:
         sampling = model.get_model_object("model_sampling")
-        family = flow_family(model) or ("EPS (noise prediction, a stock SD1.5 checkpoint)"
-                                        if isinstance(sampling, comfy.model_sampling.EPS) else type(sampling).__name__)
+        samples_as = ("EPS (noise prediction, a stock SD1.5 checkpoint)"
+                      if isinstance(sampling, comfy.model_sampling.EPS) else type(sampling).__name__)
         raise ValueError(
-            f"{who}: the student model samples as {family}, not as an InstaFlow rectified flow. Reflow and "
+            f"{who}: the student model samples as {samples_as}, not as an InstaFlow rectified flow. Reflow and "
             "distillation train a velocity (noise -> image) at sigma in [0, 1]: put ModelSamplingInstaFlow after "
             "the loader (or load it with Load InstaFlow Checkpoint), then connect it here.")
     require_sd15_model(model, who)

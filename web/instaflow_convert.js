@@ -1,6 +1,7 @@
 // "Convert to InstaFlow / 2-Rectified Flow / PeRFlow": rewrites the open SD1.5 graph for straight-flow sampling.
-// The rules live in instaflow_conversion_rules.json next to this file; workflow_conversion/convert_api.py
-// applies the same rules to API-format workflows (`python <pack> convert`), so both stay in step.
+// The rules live in instaflow_conversion_rules.json next to this file, generated from the flow families' records
+// (workflow_conversion/conversion_rules.py), commands and all; workflow_conversion/convert_api.py applies the same
+// rules to API-format workflows (`python <pack> convert`), so both stay in step.
 // Also shows the model-sampling nodes' run-time warning (a model of another architecture) on the node.
 import { app } from "../../scripts/app.js";
 import {
@@ -10,13 +11,7 @@ import {
 
 const EXTENSION = "InstaFlow.ConvertGraph";
 const RULES_URL = new URL("./instaflow_conversion_rules.json", import.meta.url);
-const COMMANDS = {
-  instaflow: { id: "InstaFlow.ConvertToInstaFlow", label: "Convert to InstaFlow (1 step)" },
-  "2rf": { id: "InstaFlow.ConvertTo2RectifiedFlow", label: "Convert to 2-Rectified Flow (4 steps, cfg 1.5)" },
-  perflow: { id: "InstaFlow.ConvertToPeRFlow", label: "Convert to PeRFlow (4 steps, cfg 4.5)" },
-};
-const WARNING_KEY = "instaflow_warning"; // ui output key of the model-sampling nodes (samplers/comfyui/architecture_warning.py)
-const WARNING_NODES = ["ModelSamplingInstaFlow", "ModelSamplingPeRFlow"];
+const WARNING_KEY = "instaflow_warning"; // ui output key of the model-sampling nodes (comfyui_glue/architecture_warning.py)
 
 let rulesPromise = null;
 function loadRules() {
@@ -27,8 +22,16 @@ function loadRules() {
   return rulesPromise;
 }
 
-// The rules as one preset sees them: the top-level keys with the preset's "overrides" on top.
-const presetRules = (rules, presetName) => ({ ...rules, ...(rules.presets[presetName].overrides ?? {}) });
+// The frontend waits for an extension module before it starts the app, so the commands can come from the rules.
+const RULES = await loadRules().catch((error) => {
+  console.error("InstaFlow: the conversion commands are off:", error);
+  return { presets: {}, warning_nodes: [] };
+});
+const COMMANDS = Object.fromEntries(Object.entries(RULES.presets).map(([preset, { command }]) => [preset, command]));
+const WARNING_NODES = RULES.warning_nodes;
+
+// The rules as one preset sees them: the top-level keys and those of the preset's family.
+const presetRules = (rules, presetName) => ({ ...rules, ...rules.families[rules.presets[presetName].family] });
 const resolve = (value, preset) => (typeof value === "string" && value.startsWith("$") ? preset[value.slice(1)] : value);
 const typeOf = (node) => node.comfyClass ?? node.type;
 const inputIndex = (node, name) => node.inputs?.findIndex((input) => input.name === name) ?? -1;
@@ -262,13 +265,11 @@ function showWarning(node, text) {
 
 app.registerExtension({
   name: EXTENSION,
-  commands: Object.entries(COMMANDS).map(([preset, { id, label }]) => ({
+  commands: Object.entries(COMMANDS).map(([preset, { id, label, tooltip }]) => ({
     id,
     label,
     icon: "pi pi-bolt",
-    tooltip: preset === "perflow"
-      ? "Insert Model Sampling PeRFlow (diff_eps) before each SD1.5 sampler and set euler / perflow (one undo step)."
-      : "Insert Model Sampling InstaFlow before each SD1.5 sampler and set rectified_flow / instaflow (one undo step).",
+    tooltip,
     function: () => runConversion(preset),
   })),
   menuCommands: [{ path: ["Edit", "InstaFlow"], commands: Object.values(COMMANDS).map((c) => c.id) }],

@@ -1,6 +1,6 @@
 """Convert an API-format ComfyUI workflow from SD1.5 sampling to InstaFlow, 2-Rectified Flow or PeRFlow,
-following the rule set in web/instaflow_conversion_rules.json (the frontend's "Convert to ..." commands
-read the same file).
+following the rule set in web/instaflow_conversion_rules.json (generated from the flow families' records by
+conversion_rules.py; the frontend's "Convert to ..." commands read the same file).
 
 For every KSampler / KSamplerAdvanced / SamplerCustom whose MODEL comes (through LoRA loaders and
 other model patches) from a known checkpoint loader:
@@ -52,8 +52,8 @@ def load_rules(path: Path | str = RULES_PATH) -> dict:
 
 
 def preset_rules(rules: dict, preset: str) -> dict:
-    """The rules as one preset sees them: the top-level keys with the preset's "overrides" on top."""
-    return {**rules, **rules["presets"][preset].get("overrides", {})}
+    """The rules as one preset sees them: the top-level keys and those of the preset's family."""
+    return {**rules, **rules["families"][rules["presets"][preset]["family"]]}
 
 
 def _is_link(value) -> bool:

@@ -1,7 +1,7 @@
 """Test-only ComfyUI nodes: deliberately wrong rectified-flow variants.
 
 They show that the equivalence tests can fail: each takes a model already patched by
-ModelSamplingInstaFlow and breaks exactly one part of the convention (samplers/flows/instaflow.py).
+ModelSamplingInstaFlow and breaks exactly one part of the convention (flow_math/flows/instaflow.py).
 Loaded by the test harness only; never shipped with the pack.
 """
 import copy

@@ -1,7 +1,7 @@
 """Test-only node: a ControlNet that is fed a wrong timestep while the UNet keeps the right one.
 
 Shows that the ControlNet equivalence tests can fail when the control model does not see the UNet's
-timestep (sigma * 1000, samplers/flows/instaflow.py). It swaps the model_sampling the ControlNet reads
+timestep (sigma * 1000, flow_math/flows/instaflow.py). It swaps the model_sampling the ControlNet reads
 in pre_run (comfy/controlnet.py ControlNet.get_control uses model_sampling_current.timestep) for one
 of the pack's broken timestep variants.
 """

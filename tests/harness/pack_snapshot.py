@@ -44,13 +44,25 @@ def clone(source: Path, dest: Path) -> Path:
     return dest
 
 
+_FAMILY_NODE_FIELDS = ("patch_node", "scheduler_node", "loader_node")
+
+
+def _constant_keywords(path: Path, call_name: str, fields) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == call_name:
+            found += [k.value.value for k in node.keywords if k.arg in fields and isinstance(k.value, ast.Constant)]
+    return found
+
+
 def node_class_names(pack: Path) -> list[str]:
-    """The node ids the pack declares (io.Schema(node_id=...) in <pack>/nodes/*.py), read without importing ComfyUI."""
+    """The node ids the pack declares, read without importing ComfyUI: io.Schema(node_id=...) in <pack>/nodes/*.py,
+    and each flow family's three nodes, named in its record (FlowFamily(...) in <pack>/flow_math/flows/*.py)."""
     names: list[str] = []
     for path in sorted((pack / "nodes").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "Schema":
-                names += [k.value.value for k in node.keywords if k.arg == "node_id" and isinstance(k.value, ast.Constant)]
+        names += _constant_keywords(path, "Schema", ("node_id",))
+    for path in sorted((pack / "flow_math" / "flows").glob("*.py")):
+        names += _constant_keywords(path, "FlowFamily", _FAMILY_NODE_FIELDS)
     if not names:
         raise ValueError(f"{pack}/nodes: no io.Schema(node_id=...) found")
     return names

@@ -1,7 +1,7 @@
 """Independent reference for InstaFlow latent-interpolation frames (seed walk + prompt walk).
 
 Frame i of N sits at t = i / (N - 1). Its starting noise is the spherical interpolation (written
-here in float64 NumPy, separately from the pack's samplers/slerp.py) between ComfyUI's seeded noises
+here in float64 NumPy, separately from the pack's flow_math/slerp.py) between ComfyUI's seeded noises
 of the two seeds; its text embedding is the straight-line interpolation of the two prompts' CLIP
 embeddings. Each frame then runs pipeline_rf.py's loop (harness.reference_img2img.integrate_from at
 strength 1). Nothing from the pack or ComfyUI is used.

@@ -3,9 +3,9 @@
 - The model: patched for InstaFlow; an SD1.5 model not yet patched is patched here; a model whose
   sampling was replaced by ANOTHER flow convention (ModelSamplingSD3 / ModelSamplingFlux /
   ModelSamplingAuraFlow placed after ModelSamplingInstaFlow) is refused: that convention has the
-  opposite velocity sign (samplers/flows/instaflow.py) and would turn an InstaFlow model into noise.
+  opposite velocity sign (flow_math/flows/instaflow.py) and would turn an InstaFlow model into noise.
 - The latent: 4 channels like SD1.5's, and finite.
-- The batch: not hopelessly beyond the device's memory (samplers/memory_estimate.py).
+- The batch: not hopelessly beyond the device's memory (flow_math/memory_estimate.py).
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import logging
 import comfy.model_management
 import comfy.model_sampling
 
-from ...model_loaders.architecture import require_sd15_model
-from ..finite_checks import require_finite_latent
-from ..memory_estimate import skip_activations_per_latent_pixel, unet_activation_lower_bound
-from .model_sampling import flow_family, is_instaflow_patched, patch_instaflow_sampling
+from ..model_loaders.architecture import require_sd15_model
+from ..flow_math.finite_checks import require_finite_latent
+from ..flow_math.memory_estimate import skip_activations_per_latent_pixel, unet_activation_lower_bound
+from ..flow_math.flows.instaflow import FAMILY as INSTAFLOW
+from .model_sampling import family_of, other_family_message, patch_sampling
 
 
 class NotEnoughMemory(MemoryError):
@@ -27,17 +28,16 @@ class NotEnoughMemory(MemoryError):
 def patched_for_instaflow(model, who: str):
     """`model` (an SD1.5-architecture ModelPatcher) patched for InstaFlow rectified flow."""
     require_sd15_model(model, who)
-    return patch_instaflow_sampling(model)
+    return patch_sampling(model, INSTAFLOW)
 
 
 def instaflow_model_for_sampling(model, who: str):
-    if is_instaflow_patched(model):
+    family = family_of(model)
+    if family is INSTAFLOW:
         return model
+    if family is not None:
+        raise ValueError(other_family_message(family, INSTAFLOW, who, "the InstaFlow sampler"))
     sampling = model.get_model_object("model_sampling")
-    if flow_family(model) == "PeRFlow":
-        raise ValueError(
-            f"{who}: the model is patched for PeRFlow (ModelSamplingPeRFlow / PeRFlowLoader); sample it with KSampler "
-            "(sampler euler, scheduler perflow) or SamplerCustom + PeRFlowScheduler, not with the InstaFlow sampler.")
     if isinstance(sampling, comfy.model_sampling.CONST):
         raise ValueError(
             f"{who}: the model's sampling was replaced by {type(sampling).__name__}, a flow-matching convention that is "

@@ -1,7 +1,7 @@
 """The rectified-flow Euler sampler in ComfyUI's k-diffusion calling convention. Torch only.
 
 `model(x, sigma * s_in, **extra_args)` returns the image estimate ("denoised"); for InstaFlow that
-is x + sigma * v (samplers/flows/instaflow.py), so the step below is the official x <- x + dt * v.
+is x + sigma * v (flow_math/flows/instaflow.py), so the step below is the official x <- x + dt * v.
 """
 from __future__ import annotations
 

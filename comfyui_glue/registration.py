@@ -1,4 +1,5 @@
-"""Adds `rectified_flow` to ComfyUI's sampler lists and `instaflow` / `perflow` to its scheduler list.
+"""Adds `rectified_flow` to ComfyUI's sampler lists and each flow family's schedule (`instaflow`, `perflow`)
+to its scheduler list.
 
 Idempotent and append-only (the lists and SCHEDULER_HANDLERS have the same form in every supported
 ComfyUI, compat/comfyui_versions.py), so other packs that extend the same lists keep
@@ -12,11 +13,12 @@ import logging
 import comfy.k_diffusion.sampling
 import comfy.samplers
 
-from ..euler import rectified_flow_euler
-from .schedules import instaflow_scheduler, perflow_scheduler
+from ..flow_math.euler import rectified_flow_euler
+from ..flow_math.flows import FAMILIES
+from .schedules import scheduler_handler
 
 SAMPLER_NAME = "rectified_flow"
-SCHEDULERS = {"instaflow": instaflow_scheduler, "perflow": perflow_scheduler}
+SCHEDULERS = {family.scheduler: scheduler_handler(family) for family in FAMILIES}
 
 
 def _append_once(names, name):

@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import logging
 
-from ...model_loaders.architecture import EXPECTED, SD2, SD15, SDXL, require_config
+from ..flow_math.flows import FlowFamily
+from ..model_loaders.architecture import require_config
 
 UI_KEY = "instaflow_warning"
 
-# family -> (architectures it is made for, what the warning says it needs)
-_FAMILIES = {
-    "InstaFlow": ((SD15,), f"InstaFlow and 2-Rectified Flow need {EXPECTED}"),
-    "PeRFlow": ((SD15, SDXL, SD2), "PeRFlow is made for SD1.5, SDXL and SD2.x models"),
-}
 
-
-def architecture_warning(model, family: str, who: str) -> str | None:
+def architecture_warning(model, family: FlowFamily, who: str) -> str | None:
     """Why `model` (a ModelPatcher) does not fit `family`, or None when it does or cannot be told."""
-    allowed, needs = _FAMILIES[family]
     try:
-        require_config(model.model.model_config, who, allowed, needs)
+        require_config(model.model.model_config, who, family.architectures, family.needs)
     except ValueError as e:
         return str(e)
     except AttributeError:  # a wrapped or custom model without ComfyUI's model_config: nothing clear to say
@@ -33,9 +27,9 @@ def architecture_warning(model, family: str, who: str) -> str | None:
     return None
 
 
-def patch_with_architecture_warning(model, family: str, who: str, patch):
+def patch_with_architecture_warning(model, family: FlowFamily, who: str, patch):
     """(patch(model), warning text or None)."""
     warning = architecture_warning(model, family, who)
     if warning:
-        logging.warning("%s The model is patched for %s sampling anyway; expect noise.", warning, family)
+        logging.warning("%s The model is patched for %s sampling anyway; expect noise.", warning, family.name)
     return patch(model), warning

@@ -12,9 +12,9 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from ..euler import rectified_flow_euler
-from ..finite_checks import require_finite_number
-from ..flows.instaflow import instaflow_sigmas
+from ..flow_math.euler import rectified_flow_euler
+from ..flow_math.finite_checks import require_finite_number
+from ..flow_math.flows.instaflow import instaflow_sigmas
 from .inversion_sampling import start_noise_of_inverted_latent
 from .sampling_guards import check_latent, check_memory, instaflow_model_for_sampling
 

@@ -1,5 +1,5 @@
 """A NOISE object for stock SamplerCustomAdvanced: one frame per latent in the batch, on the arc
-between the noises of two seeds (ComfyUI glue over samplers/slerp.py).
+between the noises of two seeds (ComfyUI glue over flow_math/slerp.py).
 
 ComfyUI's NOISE protocol (comfy_extras/nodes_custom_sampler.py, Noise_RandomNoise): an object with a
 `.seed` attribute and `generate_noise(input_latent) -> tensor` on the CPU in the latent's shape.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import comfy.sample
 
-from ..slerp import slerp_frames
+from ..flow_math.slerp import slerp_frames
 
 
 class InterpolatedNoise:

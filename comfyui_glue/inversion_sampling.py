@@ -1,4 +1,4 @@
-"""InstaFlow inversion inside ComfyUI (glue over samplers/inversion.py): latent -> NOISE + LATENT.
+"""InstaFlow inversion inside ComfyUI (glue over flow_math/inversion.py): latent -> NOISE + LATENT.
 
 The inversion runs as a sampler inside ComfyUI's own CFGGuider (comfy/samplers.py), so it sees the
 model exactly as a sampling run does: models loaded and cleaned up, conditionings processed (areas,
@@ -7,7 +7,7 @@ ControlNet, hooks), LoRA and other model patches applied, model wrappers called.
 Two things differ from sampling; both are handled here.
 
 - The velocity at sigma 0. ComfyUI's model call returns denoised = model_sampling.calculate_denoised
-  (sigma, output, x), for InstaFlow x + sigma * v (samplers/flows/instaflow.py): at sigma 0 that is x,
+  (sigma, output, x), for InstaFlow x + sigma * v (flow_math/flows/instaflow.py): at sigma 0 that is x,
   with no trace of v, and the first inversion step reads the model at sigma 0. For the inversion the
   model's sampling object is copied into a subclass whose calculate_denoised is the model's own taken
   at sigma 1 on a zero input: x + 1 * v with x = 0, i.e. v itself, exactly. The timestep (1000 * sigma)
@@ -25,7 +25,7 @@ Two things differ from sampling; both are handled here.
   `generate_noise(input_latent) -> tensor` on the CPU in the latent's shape.
 
 The LATENT output is the same latent in VAE-latent units, marked with INVERTED_KEY. InstaFlowSampler
-(samplers/comfyui/instaflow_sampling.py) starts from a marked latent instead of seeded noise
+(comfyui_glue/instaflow_sampling.py) starts from a marked latent instead of seeded noise
 (start_noise_of_inverted_latent); every other node treats it as an ordinary latent.
 """
 from __future__ import annotations
@@ -44,9 +44,10 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from ..finite_checks import require_finite_number
-from ..inversion import InversionResult, inversion_sigmas, invert, model_calls
-from .model_sampling import flow_family, is_instaflow_patched
+from ..flow_math.finite_checks import require_finite_number
+from ..flow_math.inversion import InversionResult, inversion_sigmas, invert, model_calls
+from ..flow_math.flows.instaflow import FAMILY as INSTAFLOW
+from .model_sampling import family_of, other_family_message
 from .sampling_guards import check_latent, check_memory
 
 INVERTED_KEY = "instaflow_inversion"  # LATENT dict key: {"steps", "cfg", "fixed_point_iterations"}
@@ -80,12 +81,13 @@ def with_velocity_readout(model):
 
 def require_instaflow_model(model, who: str = _WHO):
     """The model, if patched for InstaFlow; otherwise an error that names the missing node."""
-    if is_instaflow_patched(model):
+    family = family_of(model)
+    if family is INSTAFLOW:
         return model
+    if family is not None:
+        raise ValueError(other_family_message(family, INSTAFLOW, who, "InstaFlow inversion"))
     sampling = model.get_model_object("model_sampling")
-    if flow_family(model) == "PeRFlow":
-        what = "patched for PeRFlow, whose flow the InstaFlow inversion does not know"
-    elif isinstance(sampling, comfy.model_sampling.CONST):
+    if isinstance(sampling, comfy.model_sampling.CONST):
         what = (f"sampled as {type(sampling).__name__}, a flow convention with the opposite velocity sign (a "
                 "ModelSamplingSD3 / ModelSamplingFlux / ModelSamplingAuraFlow node after ModelSamplingInstaFlow?)")
     else:
@@ -115,7 +117,7 @@ class InvertedNoise:
 
 
 class _InversionSampler(comfy.samplers.Sampler):
-    """Runs samplers/inversion.py with the guider as the model; keeps the result in internal latent space."""
+    """Runs flow_math/inversion.py with the guider as the model; keeps the result in internal latent space."""
 
     def __init__(self, steps: int, fixed_point_iterations: int):
         self.steps = steps

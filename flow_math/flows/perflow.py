@@ -13,7 +13,7 @@ derivation and the mapping onto ComfyUI. Notation: t in [0, 1] is PeRFlow's time
 - The model output e is turned into the velocity of the straight line inside the current window:
   z_end = lambda_t * x + eta_t * e is the predicted point at the window's end and
   v = (z_end - x) / (t_end - t). For `velocity` models e is v itself. v is dx/dt with t = 1 at
-  noise: the opposite sign of InstaFlow's velocity (flows/instaflow.py).
+  noise: the opposite sign of InstaFlow's velocity (flow_math/flows/instaflow.py).
 - The official step is x <- x + (t_next - t) * v, so the image estimate ComfyUI's Euler step
   needs is denoised = x - t * v (in the last window it is exactly z_end).
 - Schedule: set_timesteps(N) gives each window N // K steps (one more for the first N % K
@@ -29,6 +29,7 @@ import math
 import torch
 
 from .broadcast import per_sample
+from .family import FlowFamily, NodeText, Preset
 
 PREDICTION_TYPES = ("diff_eps", "ddim_eps", "velocity")
 # What the official README and scripts use for each released base (the delta weights' model card
@@ -176,3 +177,58 @@ def perflow_sigmas(steps: int, denoise: float = 1.0) -> torch.Tensor:
     first = window_start_for_denoise(denoise)
     times = [t / TRAIN_TIMESTEPS for t in perflow_timesteps(steps, first)]
     return torch.tensor(times + [0.0], dtype=torch.float32)
+
+
+# The family record's argument order (flow_math/flows/family.py): sigma before the model output, sigma as a tensor;
+# ComfyUI asks for one noise level per call (the start, or each step's inpainting mask).
+def _denoised(x, sigma, model_output, prediction_type):
+    return denoised(x, model_output, sigma, prediction_type)
+
+
+def _noised_latent(latent, noise, sigma):
+    return noised_latent(latent, noise, float(sigma.reshape(-1)[0]))
+
+
+FAMILY = FlowFamily(
+    name="PeRFlow", label="PeRFlow", folder="perflow", architectures=("SD1.5", "SDXL", "SD2.x"),
+    needs="PeRFlow needs an SD1.5, SDXL or SD2.x model",
+    timestep=timestep, sigma=sigma_from_timestep, denoised=_denoised, noised_latent=_noised_latent, sigmas=perflow_sigmas,
+    prediction_types=PREDICTION_TYPES, official_prediction_type=OFFICIAL_PREDICTION_TYPE,
+    scheduler="perflow", patch_node="ModelSamplingPeRFlow", scheduler_node="PeRFlowScheduler", loader_node="PeRFlowLoader",
+    also_patched_by=("PeRFlowDeltaWeights",), scheduler_steps=(4, 1000),
+    presets=(Preset("perflow", "PeRFlow SD1.5 (4 steps, cfg 4.5)", steps=4, cfg=4.5, sampler="euler",
+                    command="InstaFlow.ConvertToPeRFlow", menu_label="Convert to PeRFlow (4 steps, cfg 4.5)"),),
+    patch_text=NodeText(
+        "Model Sampling PeRFlow (Piecewise Rectified Flow)", "InstaFlow/PeRFlow",
+        "Turns a PeRFlow model loaded by any loader (SD1.5, SDXL, SD2.x) into a piecewise-rectified-flow model: sigma = "
+        "PeRFlow time, timestep = sigma*1000, 4 windows. Sample with KSampler euler + perflow.",
+        {"model": "A PeRFlow model, e.g. perflow-sd15-dreamshaper from Load Checkpoint, or an SD1.5 finetune with the "
+                  "PeRFlow delta weights merged.",
+         "prediction_type": "What the UNet predicts, as PeRFlow's scheduler names it. diff_eps: SD1.5 models and the delta "
+                            "weights (the model card's old name 'epsilon'); ddim_eps: SDXL; velocity: SD2.1 (artius).",
+         "out:0": "The same model, sampling as PeRFlow. Use scheduler perflow (or PeRFlowScheduler) with the euler or "
+                  "rectified_flow sampler; do not follow it with ModelSamplingSD3 or ModelSamplingInstaFlow."}),
+    scheduler_text=NodeText(
+        "PeRFlow Scheduler", "InstaFlow/PeRFlow",
+        "The official PeRFlow schedule as SIGMAS for SamplerCustom: the steps spread over 4 time windows (e.g. 6 steps: "
+        "1000, 875, 750, 625, 500, 250), for a model patched by ModelSamplingPeRFlow.",
+        {"model": "The PeRFlow model the sigmas are for (patched by ModelSamplingPeRFlow or PeRFlowLoader).",
+         "steps": "Sampling steps: 4-8 (SD1.5: 4 at cfg 4.5, 8 at cfg 7.5; SDXL: 6 at cfg 2). Fewer than 4 run 4, one per "
+                  "window, as the official scheduler does.",
+         "denoise": "1.0 for text-to-image. Lower for img2img: the start snaps to the nearest window boundary (0.75, 0.5 "
+                    "or 0.25), where PeRFlow was trained on DDPM-noised images, and the steps cover the windows left; 0 "
+                    "samples nothing.",
+         "out:0": "Sigmas = PeRFlow's timesteps / 1000 (integer timesteps, as the official scheduler truncates them), then "
+                  "0; for SamplerCustom with the euler or rectified_flow sampler."}),
+    loader_text=NodeText(
+        "Load PeRFlow Checkpoint", "InstaFlow/PeRFlow",
+        "Loads a PeRFlow checkpoint (SD1.5, SDXL or SD2.x; diffusers folder as published, or single file), ready for 4-8 "
+        "step sampling with KSampler euler + perflow.",
+        {"ckpt_name": "Diffusers folders in models/perflow or models/diffusers (e.g. perflow-sd15-dreamshaper, "
+                      "perflow-sdxl-base with its v0-fix variant files), or single-file checkpoints in models/perflow or "
+                      "models/checkpoints.",
+         "out:0": "The UNet, already patched for PeRFlow sampling with the official prediction type of its architecture "
+                  "(SD1.5: diff_eps, SDXL: ddim_eps, SD2.x: velocity).",
+         "out:1": "The text encoder(s), for CLIPTextEncode (SDXL: both CLIP-L and bigG).",
+         "out:2": "The VAE, for VAEDecode / VAEEncode."}),
+)

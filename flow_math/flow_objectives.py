@@ -3,7 +3,7 @@
 Both train a student on coupled (noise, latent) pairs, where `latent` is what a teacher's sampler made
 from exactly that `noise`. The student is seen through ComfyUI's model calling convention: a function
 `denoised_fn(x, sigma)` returning the image estimate at noise level sigma, which for an InstaFlow model
-is x + sigma * v (samplers/flows/instaflow.py, the convention used throughout):
+is x + sigma * v (flow_math/flows/instaflow.py, the convention used throughout):
 
 - **Reflow** (2-Rectified Flow, Liu et al. 2023, "Flow Straight and Fast"): with sigma drawn per pair
   from (0, 1], x_sigma = (1 - sigma) * latent + sigma * noise and the velocity the student implies at

@@ -5,18 +5,18 @@ Method: straight flows can be run backwards (Yang et al. 2024, "Text-to-Image Re
 Plug-and-Play Priors", yangxiaofeng/rectified_flow_prior, pipeline_rf_inverse.py): start from the
 VAE latent of the image and step the ODE from sigma 0 up to 1 with the model's velocity. That script
 means to call the UNet at t = 1000 * sigma but passes it `1 - t` with t on the 0..1000 scale (negative
-timesteps); here the UNet sees 1000 * sigma, the timestep of samplers/flows/instaflow.py.
+timesteps); here the UNet sees 1000 * sigma, the timestep of flow_math/flows/instaflow.py.
 
     velocity(x, sigma) -> v      v in InstaFlow's convention (points from noise to the image), with
                                  guidance already applied: v_neg + cfg * (v_pos - v_neg)
 
 N steps on the sampler's own noise levels, in reverse: sigma_i = i / N, i = 0..N (the float32 values
-of flows.instaflow.instaflow_sigmas(N) read backwards, so the inversion and the regeneration meet the
+of flow_math.flows.instaflow.instaflow_sigmas(N) read backwards, so the inversion and the regeneration meet the
 model at the same sigmas).
 
 - Explicit step (fixed_point_iterations = 0): x_{i+1} = x_i - (1/N) * v(x_i, sigma_i). Cheap (one model
   call per step) but not the exact inverse of the sampler's step, which reads v at the HIGHER sigma.
-- Fixed-point step (k > 0): the forward Euler step of samplers/euler.py, F(y) = y + (1/N) * v(y,
+- Fixed-point step (k > 0): the forward Euler step of flow_math/euler.py, F(y) = y + (1/N) * v(y,
   sigma_{i+1}) (computed as that sampler computes it, through denoised = y + sigma * v), must land on
   x_i. Starting from the explicit guess y_0, iterate y_{j+1} = y_j + (x_i - F(y_j)), i.e.
   y_{j+1} = x_i - (1/N) * v(y_j, sigma_{i+1}), k times. This converges when (1/N) * Lip(v) < 1, the
@@ -52,7 +52,7 @@ def explicit_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_n
 
 
 def forward_step(y: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
-    """The sampler's Euler step (samplers/euler.py) from y at sigma down to sigma_next, given v(y, sigma)."""
+    """The sampler's Euler step (flow_math/euler.py) from y at sigma down to sigma_next, given v(y, sigma)."""
     return euler_step(y, denoised_from_velocity(y, torch.tensor(sigma), velocity), sigma, sigma_next)
 
 

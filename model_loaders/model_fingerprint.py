@@ -17,7 +17,7 @@ import os
 import time
 
 from .diffusers_folder import weight_file_in, weight_file_parts
-from .model_folders import _RACY_SECONDS, CHECKPOINTS, DIFFUSERS, UNET_FOLDER, resolve_listed
+from .model_folders import _RACY_SECONDS, CHECKPOINTS, DIFFUSERS, UNET_FOLDER, resolve_model
 
 _choices: dict[tuple[str, str], tuple[int, str | None]] = {}
 
@@ -58,7 +58,7 @@ def _files(kind: str, path: str) -> list[str | None]:
 def model_fingerprint(name: str, family: str, kinds=CHECKPOINTS) -> str:
     """Changes whenever a file the loader would read for `name` changes; never raises."""
     try:
-        kind, path = resolve_listed(name, family, kinds)
+        kind, path = resolve_model(name, family, kinds)
     except (ValueError, FileNotFoundError, OSError):
         return f"unresolved:{name}"  # the loader itself reports the problem
     files = _files(kind, path)

@@ -12,20 +12,17 @@ Symbolic links INSIDE the model folders are followed, as ComfyUI's own folder_pa
 model folders and files from other disks, and a link there was placed by whoever controls the
 filesystem. Dangling links are not listed; directory loops end at the listing depth limit.
 
-Cost per prompt: ComfyUI asks for the listing (INPUT_TYPES) and the fingerprint (IS_CHANGED) on every
-prompt. Each folder's walk is cached with the modification time of every directory it visited, as
-ComfyUI's folder_paths caches its file lists: a later call stats those directories only (a handful
-for flat model folders, whatever the number of files) and walks again when one changed (a file added,
-removed or renamed in it). Two additions to what folder_paths does: a walk that saw a directory modified
-within the last _RACY_SECONDS is not trusted (coarse timestamps could hide a change made in the same
-tick), and a name that is not in the cached listing, or whose file or folder has gone since the walk,
-is looked up again by a fresh walk before it is refused.
-
-One prompt asks for the same listing four times within milliseconds (the loader's INPUT_TYPES three
-times, validate_inputs; IS_CHANGED reads the cached listing through resolve_listed), so a listing
-checked less than _RECHECK_SECONDS ago is served without its stats or the folder paths. Only what the
-loader's menu shows can lag a change (of the files or of the configured folders) by that much: a name
-missing from the listing, or whose file has gone, is still looked up afresh before it is refused.
+Cost per prompt: ComfyUI asks for the listing (the loader's schema, three times) and the fingerprint on
+every prompt; a walk of a folder of 1,000 files takes 50-100 ms. So each family's listing is kept with the
+modification time of every directory its walks looked into, as ComfyUI's folder_paths keeps its file lists,
+and a later call stats those directories only (a handful for flat model folders), walking again when one
+changed (a file added, removed or renamed in it) or the configured folders changed. One prompt asks for
+the same listing five times within milliseconds, so a listing checked less than _RECHECK_SECONDS ago is
+served without the stat pass: bench/pack_calls_cold.py measured the pass at 0.04-0.07 ms a call, 0.1-0.24 ms
+a prompt, against a 1 ms target for all of the pack's code (docs/performance.md). Only the loader's menu can
+lag a change by that much; a name is checked afresh before it is refused. Two safeguards beyond folder_paths: a walk that saw a directory modified within the
+last _RACY_SECONDS is not trusted (coarse timestamps could hide a change made in the same tick), and a name
+that is not in the listing, or whose file or folder has gone, is looked up by a fresh walk before it is refused.
 """
 from __future__ import annotations
 
@@ -89,42 +86,6 @@ def _walk(root: str):
     return found, seen
 
 
-class _Listing:
-    """One folder's walk and the directory times it depends on."""
-
-    __slots__ = ("found", "seen", "trusted")
-
-    def __init__(self, root: str):
-        started = time.time_ns()
-        self.found, seen = _walk(root)
-        self.seen = tuple(seen.items())
-        racy = started - int(_RACY_SECONDS * 1e9)
-        self.trusted = all(mtime is not None and mtime < racy for _path, mtime in self.seen)
-
-    def current(self) -> bool:
-        """True while no directory it looked into has changed (one stat each)."""
-        if not self.trusted:
-            return False
-        stat = os.stat
-        try:
-            for path, mtime in self.seen:
-                if stat(path).st_mtime_ns != mtime:
-                    return False
-        except OSError:
-            return False
-        return True
-
-
-_listings: dict[str, _Listing] = {}
-
-
-def _listing(root: str) -> _Listing:
-    listing = _listings.get(root)
-    if listing is None or not listing.current():
-        listing = _listings[root] = _Listing(root)
-    return listing
-
-
 # Checkpoints (what a family's loader lists) and delta weights (PeRFlowDeltaWeights, own folder only).
 CHECKPOINTS = (DIFFUSERS, SINGLE_FILE)
 DELTAS = (UNET_FOLDER, SINGLE_FILE)
@@ -139,27 +100,6 @@ def _searched(family: str, kinds) -> list[tuple[str, str]]:
     return pairs
 
 
-class _Combined:
-    """What one family's loader lists, from the walks of the folders it searches, and how to check it."""
-
-    __slots__ = ("configured", "listings", "missing", "found", "names", "checked_at")
-
-    def checked_lately(self) -> bool:
-        """Checked less than _RECHECK_SECONDS ago: served as it is, without asking for the folder paths again."""
-        return time.monotonic() - self.checked_at < _RECHECK_SECONDS
-
-    def current(self, configured) -> bool:
-        if configured != self.configured:
-            return False
-        fresh = all(listing.current() for listing in self.listings) and not any(os.path.isdir(p) for p in self.missing)
-        if fresh:
-            self.checked_at = time.monotonic()
-        return fresh
-
-
-_combined: dict[tuple, _Combined] = {}
-
-
 def _configured(keys) -> tuple:
     out = []
     for key in keys:
@@ -170,34 +110,60 @@ def _configured(keys) -> tuple:
     return tuple(out)
 
 
-def _entries(family: str, kinds=CHECKPOINTS) -> dict[str, tuple[str, str]]:
-    """name -> (kind, absolute path); the first folder path that has a name wins, as in folder_paths."""
-    return _entries_and_names(family, kinds)[0]
+class _Listing:
+    """What one family's loader lists, and the directory times it depends on."""
+
+    __slots__ = ("configured", "found", "names", "seen", "trusted", "checked_at")
+
+    def __init__(self, family: str, kinds, configured: tuple, keys: tuple):
+        started = time.time_ns()
+        paths = dict(zip(keys, configured))
+        walks: dict[str, dict] = {}
+        seen: dict[str, int | None] = {}
+        self.found: dict[str, tuple[str, str]] = {}
+        for key, kind in _searched(family, kinds):
+            for root in paths[key]:
+                if root not in walks:
+                    walks[root], visited = _walk(root) if os.path.isdir(root) else ({}, {root: None})
+                    seen.update(visited)
+                for rel in walks[root].get(kind, ()):
+                    self.found.setdefault(rel, (kind, os.path.join(root, rel)))  # the first folder path wins
+        self.configured = configured
+        self.names = tuple(sorted(self.found))
+        self.seen = tuple(seen.items())
+        racy = started - int(_RACY_SECONDS * 1e9)
+        self.trusted = all(mtime is None or mtime < racy for _path, mtime in self.seen)
+        self.checked_at = time.monotonic()
+
+    def current(self, configured: tuple) -> bool:
+        """True while the configured folders and every directory it looked into are unchanged (one stat each);
+        a configured folder that did not exist must still not exist."""
+        if not self.trusted or configured != self.configured:
+            return False
+        for path, mtime in self.seen:
+            if _mtime(path) != mtime:
+                return False
+        self.checked_at = time.monotonic()
+        return True
+
+
+_listings: dict[tuple, _Listing] = {}
 
 
 def _entries_and_names(family: str, kinds=CHECKPOINTS) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
-    cached = _combined.get((family, kinds))
-    if cached is not None and cached.checked_lately():  # the hot path: the same prompt asking again
-        return cached.found, cached.names
-    pairs = _searched(family, kinds)
-    keys = tuple(dict.fromkeys(key for key, _kind in pairs))
+    listing = _listings.get((family, kinds))
+    if listing is not None and time.monotonic() - listing.checked_at < _RECHECK_SECONDS:
+        return listing.found, listing.names  # the same prompt asking again, milliseconds later
+    keys = tuple(dict.fromkeys(key for key, _kind in _searched(family, kinds)))
     configured = _configured(keys)
-    if cached is not None and cached.current(configured):  # the warm path: one stat per directory
-        return cached.found, cached.names
-    paths = dict(zip(keys, configured))
-    searched = [(kind, root) for key, kind in pairs for root in paths[key] if os.path.isdir(root)]
-    listings = {root: _listing(root) for root in dict.fromkeys(root for _kind, root in searched)}
-    found: dict[str, tuple[str, str]] = {}
-    for kind, root in searched:
-        for rel in listings[root].found[kind]:
-            found.setdefault(rel, (kind, os.path.join(root, rel)))
-    entry = _Combined()
-    entry.configured, entry.listings, entry.found = configured, tuple(listings.values()), found
-    entry.names = tuple(sorted(found))
-    entry.checked_at = time.monotonic()
-    entry.missing = tuple(dict.fromkeys(p for paths_ in configured for p in paths_ if p not in listings))
-    _combined[(family, kinds)] = entry
-    return found, entry.names
+    if listing is None or not listing.current(configured):
+        listing = _listings[(family, kinds)] = _Listing(family, kinds, configured, keys)
+    return listing.found, listing.names
+
+
+def _entries(family: str, kinds=CHECKPOINTS) -> dict[str, tuple[str, str]]:
+    """name -> (kind, absolute path)."""
+    return _entries_and_names(family, kinds)[0]
 
 
 def searched_folders(family: str, kinds=CHECKPOINTS) -> str:
@@ -205,8 +171,8 @@ def searched_folders(family: str, kinds=CHECKPOINTS) -> str:
 
 
 def list_models(family: str, kinds=CHECKPOINTS) -> tuple[str, ...]:
-    """The names a family's loader lists, sorted: the same tuple object while the listing is unchanged, so a
-    caller can tell "unchanged" by identity (nodes/schema_cache.py) without comparing hundreds of names."""
+    """The names a family's loader lists, sorted: the same tuple object while the listing is unchanged, which is
+    how the loader's kept schema (nodes/schema_cache.py) tells "unchanged" without comparing hundreds of names."""
     return _entries_and_names(family, kinds)[1]
 
 
@@ -239,23 +205,9 @@ def resolve_model(name: str, family: str, kinds=CHECKPOINTS) -> tuple[str, str]:
     return entry
 
 
-def resolve_listed(name: str, family: str, kinds=CHECKPOINTS) -> tuple[str, str]:
-    """resolve_model for a name the listing already offered, without checking the folders again.
-
-    For IS_CHANGED: ComfyUI validates a prompt (INPUT_TYPES, which checks the folders) before it runs it,
-    so the cached listing is as fresh as the prompt; a name missing from it, or whose file has gone, takes
-    the full path (resolve_model)."""
-    cached = _combined.get((family, kinds))
-    entry = cached.found.get(name) if cached is not None and isinstance(name, str) else None
-    if entry is not None and _still_there(*entry):
-        return entry
-    return resolve_model(name, family, kinds)
-
-
 def _entries_looked_up_again(family: str, kinds) -> dict[str, tuple[str, str]]:
     """_entries from fresh walks: before a name is refused (only on this rare path)."""
     _listings.clear()
-    _combined.clear()
     return _entries(family, kinds)
 
 

@@ -169,7 +169,7 @@ def test_cached_listing_sees_every_change(comfyui_dir, cluttered):
             time.sleep(model_folders._RACY_SECONDS + 0.1)
             listed()
         settle()
-        out["cached_same_object"] = model_folders._listings[str(roots["instaflow"])] is (listed(), model_folders._listings[str(roots["instaflow"])])[1]
+        out["cached_same_object"] = model_folders.list_models("instaflow") is model_folders.list_models("instaflow")
         (roots["instaflow"] / "just_added.safetensors").write_bytes(b"{{}}")  # validated at once, menu checked or not
         out["validated_at_once"] = model_folders.listed_or_reason("just_added.safetensors", "instaflow") is True
         settle()

@@ -38,7 +38,6 @@ import torch
 from tqdm.auto import tqdm
 
 import comfy.model_management
-import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
 import comfy.utils
@@ -47,7 +46,7 @@ import latent_preview
 from ..flow_math.finite_checks import require_finite_number
 from ..flow_math.inversion import InversionResult, inversion_sigmas, invert, model_calls
 from ..flow_math.flows.instaflow import FAMILY as INSTAFLOW
-from .model_sampling import family_of, other_family_message
+from .model_sampling import samples_as_or_unpatched
 from .sampling_guards import check_latent, check_memory
 
 INVERTED_KEY = "instaflow_inversion"  # LATENT dict key: {"steps", "cfg", "fixed_point_iterations"}
@@ -81,18 +80,11 @@ def with_velocity_readout(model):
 
 def require_instaflow_model(model, who: str = _WHO):
     """The model, if patched for InstaFlow; otherwise an error that names the missing node."""
-    family = family_of(model)
-    if family is INSTAFLOW:
+    if samples_as_or_unpatched(model, INSTAFLOW, who, "InstaFlow inversion"):
         return model
-    if family is not None:
-        raise ValueError(other_family_message(family, INSTAFLOW, who, "InstaFlow inversion"))
     sampling = model.get_model_object("model_sampling")
-    if isinstance(sampling, comfy.model_sampling.CONST):
-        what = (f"sampled as {type(sampling).__name__}, a flow convention with the opposite velocity sign (a "
-                "ModelSamplingSD3 / ModelSamplingFlux / ModelSamplingAuraFlow node after ModelSamplingInstaFlow?)")
-    else:
-        what = (f"not patched for rectified flow (its sampling is {type(sampling).__name__}: an InstaFlow checkpoint "
-                "loaded by a stock loader, or an ordinary SD1.5 model?)")
+    what = (f"not patched for rectified flow (its sampling is {type(sampling).__name__}: an InstaFlow checkpoint "
+            "loaded by a stock loader, or an ordinary SD1.5 model?)")
     raise ValueError(f"{who}: the model is {what}. Inversion needs an InstaFlow / 2-Rectified Flow model patched for "
                      "rectified flow: use InstaFlowLoader, or put ModelSamplingInstaFlow after the loader, and give "
                      "the same patched model to the sampler that regenerates the image.")

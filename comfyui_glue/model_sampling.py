@@ -71,6 +71,25 @@ def patch_official(model, family: FlowFamily, architecture: str | None):
     return patch_sampling(model, family, **family.model_sampling_settings(architecture))
 
 
+def samples_as_or_unpatched(model, wanted: FlowFamily, who: str, what: str) -> bool:
+    """True when `model` samples as `wanted`; False when no flow convention is on it (an EPS or V model: the caller
+    patches or refuses it). Raises for a model patched for another family, or whose sampling another flow convention
+    replaced (ModelSamplingSD3 / Flux / AuraFlow placed after the family's node), which would turn it into noise."""
+    family = family_of(model)
+    if family is wanted:
+        return True
+    if family is not None:
+        raise ValueError(other_family_message(family, wanted, who, what))
+    sampling = model.get_model_object("model_sampling")
+    if isinstance(sampling, comfy.model_sampling.CONST):
+        raise ValueError(
+            f"{who}: the model's sampling was replaced by {type(sampling).__name__}, a flow-matching convention that is "
+            f"not {wanted.name}'s (a ModelSamplingSD3, ModelSamplingFlux or ModelSamplingAuraFlow node after "
+            f"{wanted.patch_node} / {wanted.loader_node}?). Its velocity convention differs (InstaFlow's has the opposite "
+            f"sign), so this {wanted.name} model would produce noise. Remove that node, or put {wanted.patch_node} after it.")
+    return False
+
+
 def other_family_message(other: FlowFamily, wanted: FlowFamily, who: str, what: str) -> str:
     """Why a model patched for `other` cannot go into `what`, which is made for `wanted`, and what to do."""
     return (f"{who}: the model is patched for {other.name} ({other.patch_node} / {other.loader_node}), but {what} is made "

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 
 import comfy.model_management
-import comfy.model_sampling
 
 from ..model_loaders.architecture import require_sd15_model
 from ..flow_math.finite_checks import require_finite_latent
 from ..flow_math.memory_estimate import skip_activations_per_latent_pixel, unet_activation_lower_bound
 from ..flow_math.flows.instaflow import FAMILY as INSTAFLOW
-from .model_sampling import family_of, other_family_message, patch_sampling
+from .model_sampling import patch_sampling, samples_as_or_unpatched
 
 
 class NotEnoughMemory(MemoryError):
@@ -32,18 +31,8 @@ def patched_for_instaflow(model, who: str):
 
 
 def instaflow_model_for_sampling(model, who: str):
-    family = family_of(model)
-    if family is INSTAFLOW:
+    if samples_as_or_unpatched(model, INSTAFLOW, who, "the InstaFlow sampler"):
         return model
-    if family is not None:
-        raise ValueError(other_family_message(family, INSTAFLOW, who, "the InstaFlow sampler"))
-    sampling = model.get_model_object("model_sampling")
-    if isinstance(sampling, comfy.model_sampling.CONST):
-        raise ValueError(
-            f"{who}: the model's sampling was replaced by {type(sampling).__name__}, a flow-matching convention that is "
-            "not InstaFlow's (a ModelSamplingSD3, ModelSamplingFlux or ModelSamplingAuraFlow node after "
-            "ModelSamplingInstaFlow / the InstaFlow loader?). Its velocity has the opposite sign, so this InstaFlow "
-            "model would produce noise. Remove that node, or put ModelSamplingInstaFlow after it.")
     logging.info("%s: model is not patched for rectified flow; patching it for this run", who)
     return patched_for_instaflow(model, who)
 

@@ -28,7 +28,7 @@ import folder_paths
 
 from ..model_loaders.architecture import require_sd15_model
 from ..flow_math import flow_objectives
-from ..comfyui_glue.model_sampling import family_of, other_family_message
+from ..comfyui_glue.model_sampling import samples_as_or_unpatched
 from ..flow_math.flows.instaflow import FAMILY as INSTAFLOW
 from .lora_adapters import create_loras, lora_forward_path, lora_state, trainable_base_weights, with_lora_applied
 from .pairs_file import FlowPairs
@@ -55,10 +55,7 @@ class TrainSettings:
 
 def check_student(model, pairs: FlowPairs, who: str) -> None:
     """The student is an SD1.5-architecture model patched for InstaFlow, of the pairs' model kind."""
-    family = family_of(model)
-    if family is not None and family is not INSTAFLOW:
-        raise ValueError(other_family_message(family, INSTAFLOW, who, "reflow and distillation training"))
-    if family is None:
+    if not samples_as_or_unpatched(model, INSTAFLOW, who, "reflow and distillation training"):
         sampling = model.get_model_object("model_sampling")
         samples_as = ("EPS (noise prediction, a stock SD1.5 checkpoint)"
                       if isinstance(sampling, comfy.model_sampling.EPS) else type(sampling).__name__)

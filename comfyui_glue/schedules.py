@@ -31,8 +31,8 @@ def check_target(model_sampling, family: FlowFamily, who: str) -> None:
         return
     kind = "another flow convention" if isinstance(model_sampling, comfy.model_sampling.CONST) else "noise prediction"
     raise ValueError(
-        f"{who}: the model samples as {type(model_sampling).__name__} ({kind}), not as {family.name}. For a {family.name} "
-        f"checkpoint loaded by a stock loader, add {family.patch_node} (or {family.loader_node}) after the loader; for "
+        f"{who}: the model samples as {type(model_sampling).__name__} ({kind}), not as {family.name}. For {family.name} "
+        f"checkpoints loaded by a stock loader, add {family.patch_node} (or {family.loader_node}) after the loader; for "
         "other models pick another scheduler.")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.graphs import Graph
+from harness.object_info import combo_options
 from harness.pack_identity import PACK_NAME
 from harness.pack_snapshot import node_class_names, snapshot_repository
 from harness.server import ComfyServer, PromptFailed
@@ -86,18 +87,19 @@ def third_family_server(pack_with_a_third_family, reduced_instaflow, tmp_path_fa
     (models / "throwaway").mkdir()
     (models / "throwaway" / "throwaway-sd15.safetensors").symlink_to(reduced_instaflow.single_file)
     with ComfyServer([models, reduced_instaflow.models_root], [(PACK_NAME, pack_with_a_third_family)],
-                     tmp_path_factory.mktemp("third_family_work"), comfyui_dir=comfyui_dir) as server:
+                     tmp_path_factory.mktemp("third_family_work"), comfyui_dir=comfyui_dir,
+                     extra_model_folders=("throwaway",)) as server:
         yield server
 
 
-def _converter(pack: Path):
-    """The copy's own convert_api and rules, imported from its files (the copy is not on sys.path)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("third_family_convert_api", pack / "workflow_conversion" / "convert_api.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, module.load_rules(pack / "web" / "instaflow_conversion_rules.json")
+def converted_by_the_copy(pack: Path, workflow: dict, tmp_path: Path) -> tuple[dict, str]:
+    """`python <pack> convert --preset throwaway`, the copy's own command line: (converted workflow, its report)."""
+    source, target = tmp_path / "in.json", tmp_path / "out.json"
+    source.write_text(json.dumps(workflow), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(pack), "convert", str(source), str(target), "--preset", "throwaway"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(target.read_text(encoding="utf-8")), done.stderr
 
 
 def stock_graph(loader_class: str, ckpt_name: str, scheduler: str = "normal", sampler: str = "euler") -> dict:
@@ -115,37 +117,40 @@ def test_its_three_nodes_and_its_scheduler_register(third_family_server, pack_wi
     info = third_family_server.object_info()
     assert {"ModelSamplingThrowaway", "ThrowawayScheduler", "ThrowawayLoader"} <= set(info)
     assert {"ModelSamplingThrowaway", "ThrowawayScheduler", "ThrowawayLoader"} <= set(node_class_names(pack_with_a_third_family))
-    schedulers = info["KSampler"]["input"]["required"]["scheduler"][0]
+    schedulers = combo_options(info, "KSampler", "scheduler")
     assert {"throwaway", "instaflow", "perflow"} <= set(schedulers)
     assert info["ThrowawayScheduler"]["input"]["required"]["steps"][1]["default"] == 3
 
 
 def test_its_loader_lists_the_checkpoints_in_its_own_model_folder(third_family_server):
-    listed = third_family_server.object_info("ThrowawayLoader")["ThrowawayLoader"]["input"]["required"]["ckpt_name"][0]
-    assert listed == ["throwaway-sd15.safetensors"] or "throwaway-sd15.safetensors" in listed
-    instaflow_listed = third_family_server.object_info("InstaFlowLoader")["InstaFlowLoader"]["input"]["required"]["ckpt_name"][0]
-    assert "throwaway-sd15.safetensors" not in instaflow_listed
+    info = third_family_server.object_info()
+    assert "throwaway-sd15.safetensors" in combo_options(info, "ThrowawayLoader", "ckpt_name")
+    assert "throwaway-sd15.safetensors" not in combo_options(info, "InstaFlowLoader", "ckpt_name")
 
 
-def test_the_generated_rules_convert_a_stock_graph_to_it(pack_with_a_third_family, reduced_instaflow):
-    convert_api, rules = _converter(pack_with_a_third_family)
+def test_the_generated_rules_offer_its_preset_and_know_its_nodes(pack_with_a_third_family):
+    rules = json.loads((pack_with_a_third_family / "web" / "instaflow_conversion_rules.json").read_text(encoding="utf-8"))
     assert rules["presets"]["throwaway"]["command"]["label"] == "Convert to Throwaway (3 steps)"
     assert "ModelSamplingThrowaway" in rules["families"]["instaflow"]["other_families"]
-    converted, report = convert_api.convert_api_workflow(
-        stock_graph("CheckpointLoaderSimple", reduced_instaflow.single_file.name), "throwaway", rules)
+    assert "ModelSamplingThrowaway" in rules["warning_nodes"]
+
+
+def test_the_convert_command_converts_a_stock_graph_to_it(pack_with_a_third_family, reduced_instaflow, tmp_path):
+    converted, report = converted_by_the_copy(
+        pack_with_a_third_family, stock_graph("CheckpointLoaderSimple", reduced_instaflow.single_file.name), tmp_path)
     inserted = [node for node in converted.values() if node["class_type"] == "ModelSamplingThrowaway"]
     sampler = next(node for node in converted.values() if node["class_type"] == "KSampler")
-    assert len(inserted) == 1 and report.converted
+    assert len(inserted) == 1 and "inserted ModelSamplingThrowaway" in report
     assert (sampler["inputs"]["scheduler"], sampler["inputs"]["steps"], sampler["inputs"]["cfg"]) == ("throwaway", 3, 2.0)
 
 
-def test_a_converted_graph_samples_with_its_convention(third_family_server, pack_with_a_third_family, reduced_instaflow):
-    convert_api, rules = _converter(pack_with_a_third_family)
-    converted, _ = convert_api.convert_api_workflow(
-        stock_graph("CheckpointLoaderSimple", reduced_instaflow.single_file.name), "throwaway", rules)
-    history = third_family_server.run(converted)
-    images = [out for out in history["outputs"].values() if "images" in out]
-    assert images, json.dumps(history)[:500]
+def test_a_converted_graph_runs_on_the_server(third_family_server, pack_with_a_third_family, reduced_instaflow, tmp_path):
+    converted, _ = converted_by_the_copy(
+        pack_with_a_third_family, stock_graph("CheckpointLoaderSimple", reduced_instaflow.single_file.name), tmp_path)
+    outputs = third_family_server.run(converted)
+    preview = next(node_id for node_id, node in converted.items() if node["class_type"] == "PreviewImage")
+    image = third_family_server.images(outputs, preview)[0]
+    assert image.shape == (SIZE, SIZE, 3) and image.std() > 0
 
 
 def test_the_instaflow_schedule_refuses_a_model_patched_for_it(third_family_server):

@@ -104,9 +104,10 @@ def free_port() -> int:
 class ComfyServer:
     def __init__(self, models_root: Path | list[Path], custom_nodes: list[tuple[str, Path]], work_dir: Path, *,
                  comfyui_dir: Path | None = None, extra_args: list[str] = (), cpu: bool = True,
-                 startup_timeout: float = 240.0):
+                 startup_timeout: float = 240.0, extra_model_folders: tuple[str, ...] = ()):
         roots = models_root if isinstance(models_root, (list, tuple)) else [models_root]
         self.models_roots = [Path(r).resolve() for r in roots]  # each is one section of the yaml
+        self.model_folders = {**MODEL_FOLDERS, **{name: name for name in extra_model_folders}}
         self.custom_nodes = [(name, Path(path).resolve()) for name, path in custom_nodes]
         self.work_dir = Path(work_dir).resolve()
         self.comfyui_dir = Path(comfyui_dir) if comfyui_dir else comfyui_path()
@@ -131,7 +132,7 @@ class ComfyServer:
                 link.unlink()
             link.symlink_to(path, target_is_directory=path.is_dir())
         config = {
-            **{f"instaflow_test_models_{i}": {"base_path": str(root), **MODEL_FOLDERS}
+            **{f"instaflow_test_models_{i}": {"base_path": str(root), **self.model_folders}
                for i, root in enumerate(self.models_roots)},
             "instaflow_test_nodes": {"custom_nodes": str(nodes_dir)},
         }

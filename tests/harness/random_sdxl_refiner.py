@@ -3,7 +3,7 @@
 Why a stand-in: the real refiner's UNet has 2.26e9 parameters. ComfyUI on the CPU runs UNets in
 fp32 (model_management.unet_dtype), i.e. 9.0 GB for that UNet alone, next to the 3.4 GB SD1.5
 InstaFlow UNet and the 1.4 GB fp16 OpenCLIP bigG text encoder in the same prompt: more than the
-~14 GB the suite may use on a 24 GB CI machine (README section on the refiner chain has the figures).
+~14 GB the suite may use on a 24 GB CI machine (docs/usage.md, the refiner section, has the figure).
 
 What the stand-in keeps, so ComfyUI treats it exactly like the refiner:
 - the SDXL-refiner UNet layout that ComfyUI's detector matches (comfy/supported_models.py,

@@ -30,6 +30,9 @@ SCRIPT = "instaflow_convert.js"  # the pack's frontend extension, served under /
 
 @pytest.fixture(scope="module")
 def scenario(comfyui_dir, tmp_path_factory):
+    if not (comfyui_dir / "manager_requirements.txt").is_file():
+        pytest.skip(f"{comfyui_dir} has no manager_requirements.txt: ComfyUI 0.3.75 and older run the Manager "
+                    "as a custom node, not as the pip package that --enable-manager starts")
     problem = tool_problem()
     if problem:
         message = f"cannot install through ComfyUI-Manager here: {problem}"

@@ -134,7 +134,8 @@ def is_development_file(name: str) -> bool:
 def zip_problems(snapshot: Path, zip_path: Path) -> dict[str, list[str]]:
     """Run-time files the zip lacks, and development files it holds."""
     names = set(zipfile.ZipFile(zip_path).namelist())
-    runtime = {name for name in publishable_files(snapshot) if not is_development_file(name)}
+    runtime = {name for name in publishable_files(snapshot)
+               if not is_development_file(name) and name != zip_path.relative_to(snapshot).as_posix()}
     return {"missing": sorted(runtime - names), "development": sorted(n for n in names if is_development_file(n))}
 
 

@@ -86,8 +86,7 @@ def enabled(scenario, disabled):
 @pytest.fixture(scope="module")
 def updated(scenario, enabled):
     # A new commit that ComfyUI serves as it is: a line appended to the frontend script.
-    scenario.publish_commit(f"web/{SCRIPT}", "// update served by the Manager test\n",
-                                                  "an update for the Manager to fetch")
+    scenario.publish_commit(f"web/{SCRIPT}", "// update served by the Manager test\n", "an update for the Manager to fetch")
     scenario.run_task("update", {"node_name": scenario.folder, "node_ver": "unknown"})
     scenario.reboot()
     return scenario.observe(SCRIPT)

@@ -25,6 +25,11 @@ comfy="$(INSTAFLOW_COMFYUI= "$py" "$repo/tests/harness/comfyui_source.py" tree)"
 # ComfyUI's requirements minus the torch family, which tests/requirements.txt pins.
 reqs="$cache/comfyui-requirements.txt"
 grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$reqs"
+# ComfyUI-Manager as that tree's users get it (`pip install -r manager_requirements.txt`, started with
+# --enable-manager): tests/test_manager_install.py installs the pack through it.
+if [ -f "$comfy/manager_requirements.txt" ]; then
+  { echo; cat "$comfy/manager_requirements.txt"; } >> "$reqs"
+fi
 
 stamp="$cache/venv.stamp"
 want="$(cat "$reqs" "$repo/tests/requirements.txt" | sha256sum | cut -d' ' -f1)"

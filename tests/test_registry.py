@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.pack_identity import PACK_NAME
-from harness.pack_snapshot import clone, node_class_names, snapshot_repository
+from harness.pack_snapshot import clone, node_class_names, publishable_files, snapshot_repository
 from harness.server import ComfyServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +119,26 @@ def test_comfy_node_validate_passes(snapshot, tmp_path):
     assert "All validation checks passed" in output and "Security warnings" not in output, output
 
 
+# What the registry zip must leave out: the development folders and git's own files. Everything else the
+# repository tracks is the pack at run time (code, web files, templates and their thumbnails, help pages,
+# licence, metadata), so the zip must hold every such file; a pattern added to .comfyignore that catches
+# one of them is a broken release.
+DEVELOPMENT_FOLDERS = {"tests", "bench", "scripts", "demo_output", ".ci", ".github"}
+GIT_FILES = {".comfyignore", ".gitignore", ".gitattributes"}
+
+
+def is_development_file(name: str) -> bool:
+    return name.split("/")[0] in DEVELOPMENT_FOLDERS or name in GIT_FILES
+
+
+def zip_problems(snapshot: Path, zip_path: Path) -> dict[str, list[str]]:
+    """Run-time files the zip lacks, and development files it holds."""
+    names = set(zipfile.ZipFile(zip_path).namelist())
+    runtime = {name for name in publishable_files(snapshot)
+               if not is_development_file(name) and name != zip_path.relative_to(snapshot).as_posix()}
+    return {"missing": sorted(runtime - names), "development": sorted(n for n in names if is_development_file(n))}
+
+
 def test_published_zip_holds_the_pack_and_not_the_tests(snapshot, tmp_path):
     result = comfy_cli("node", "pack", cwd=snapshot, home=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -132,6 +152,20 @@ def test_published_zip_holds_the_pack_and_not_the_tests(snapshot, tmp_path):
         assert needed in names, needed
     left_out = sorted(n for n in names if n.split("/")[0] in {"tests", "bench", "scripts", "demo_output", ".ci"})
     assert not left_out, left_out
+    assert zip_problems(snapshot, snapshot / "node.zip") == {"missing": [], "development": []}
+
+
+def test_zip_check_catches_a_run_time_file_left_out_by_comfyignore(snapshot, tmp_path):
+    # The check above must be able to fail: a copy of the repository whose .comfyignore also leaves out a
+    # file the pack reads at run time (the conversion rules its frontend command and convert_api load) gives
+    # a zip the check rejects, naming that file.
+    left_out = "web/instaflow_conversion_rules.json"
+    copy = clone(snapshot, tmp_path / "left_out")
+    with open(copy / ".comfyignore", "a", encoding="utf-8") as ignore:
+        ignore.write(f"\n{left_out}\n")
+    result = comfy_cli("node", "pack", cwd=copy, home=tmp_path / "home")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert zip_problems(copy, copy / "node.zip") == {"missing": [left_out], "development": []}
 
 
 # ------------------------------------------------------------------------------ install from a clean clone

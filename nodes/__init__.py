@@ -1,8 +1,10 @@
 """ComfyUI nodes of the pack: thin wrappers, one job each, declared with ComfyUI's versioned node
 schema (comfy_api.v0_0_2, in every supported ComfyUI: compat/comfyui_versions.py)."""
+from .instaflow_cuda_graph import InstaFlowCudaGraph
 from .instaflow_interpolated_conditioning import InstaFlowInterpolatedConditioning
 from .instaflow_interpolated_noise import InstaFlowInterpolatedNoise
 from .instaflow_inversion import InstaFlowInversion
+from .instaflow_live_preview import InstaFlowLivePreview
 from .instaflow_load_pairs import InstaFlowLoadPairs
 from .instaflow_loader import InstaFlowLoader
 from .instaflow_make_pairs import InstaFlowMakePairs
@@ -32,4 +34,6 @@ NODES = [
     InstaFlowLoadPairs,
     InstaFlowTrainReflowLoRA,
     InstaFlowTrainDistillLoRA,
+    InstaFlowLivePreview,
+    InstaFlowCudaGraph,
 ]

@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parent.parent
 TORCH_ONLY = ["samplers/flows", "samplers/euler.py", "samplers/slerp.py", "samplers/finite_checks.py",
               "samplers/memory_estimate.py", "samplers/conditioning_interpolation.py", "samplers/inversion.py",
               "samplers/flow_objectives.py"]
-SHIPPED = ["__init__.py", "samplers", "model_loaders", "training", "nodes", "workflow_conversion", "web", "docs", "README.md"]
+SHIPPED = ["__init__.py", "samplers", "model_loaders", "training", "nodes", "live_preview", "acceleration", "workflow_conversion", "web", "docs", "README.md"]
 
 
 def _python_files(part: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import torch
 
@@ -49,7 +50,9 @@ def _torchvision_jpeg(picture: torch.Tensor, quality: int) -> bytes | None:
     except Exception:  # noqa: BLE001 - torchvision missing or broken: PIL does the work
         return None
     try:
-        encoded = encode_jpeg(picture, quality=quality)
+        with warnings.catch_warnings():  # torchvision 0.29 deprecates its image codecs for torchcodec; until they go,
+            warnings.simplefilter("ignore", DeprecationWarning)  # they are the one GPU encoder ComfyUI ships with
+            encoded = encode_jpeg(picture, quality=quality)
     except (RuntimeError, TypeError, NotImplementedError):  # e.g. a torchvision built without nvJPEG
         return None
     if isinstance(encoded, list):

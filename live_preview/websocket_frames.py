@@ -28,6 +28,7 @@ PREVIEW_IMAGE = 1  # protocol.py BinaryEventTypes; read from ComfyUI when it has
 PREVIEW_IMAGE_WITH_METADATA = 4
 JPEG_KIND = 1
 log = logging.getLogger("InstaFlow")
+_ENCODERS_LOGGED: set = set()
 
 
 def metadata_frame(image: bytes, metadata: dict) -> bytes:
@@ -110,4 +111,7 @@ def send_live_preview(images: torch.Tensor, image_format: str, quality: int, dyn
         for sid in legacy:
             server.send_sync(legacy_type, legacy_frame(jpeg), sid)
             done["sent"].append((sid, legacy_type))
+    if done["encoder"] not in _ENCODERS_LOGGED:  # once per encoder: says whether nvJPEG served (the device check reads it)
+        _ENCODERS_LOGGED.add(done["encoder"])
+        log.info("InstaFlow Live Preview: encoding with %s", done["encoder"])
     return done

@@ -26,6 +26,10 @@ class InstaFlowLivePreview(io.ComfyNode):
             outputs=[], hidden=[io.Hidden.dynprompt], is_output_node=True)
 
     @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")  # never equal: a re-queued prompt shows its images again (a cached node sends nothing)
+
+    @classmethod
     def execute(cls, images, format="jpeg", quality=90):
         send_live_preview(images, format, quality, cls.hidden.dynprompt)
         return io.NodeOutput()

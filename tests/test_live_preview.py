@@ -121,7 +121,7 @@ def test_preview_decodes_to_save_images_pngs_within_the_bound(comfy_server, imag
     assert grid.shape == (2 * SIZE, 2 * SIZE, 3)
     for i, (tile, png) in enumerate(zip(tiles(grid, 3, SIZE), pngs)):
         assert mean_error_255(tile, png) <= MEAN_ERROR_BOUND_255, f"image {i}"
-    assert grid[SIZE:, SIZE:].max() == 0  # the empty fourth cell
+    assert grid[SIZE:, SIZE:].mean() <= MEAN_ERROR_BOUND_255  # the empty fourth cell: black, but for colour bleeding at its edge
 
 
 @pytest.mark.oldest

@@ -22,7 +22,7 @@ import logging
 
 import torch
 
-from .cuda_graph_cache import ExactGraphCache
+from .cuda_graph_cache import ExactGraphCache, capture_cuda_graph
 
 WRAPPER_KEY = "instaflow_cuda_graph"
 LOG_PREFIX = "InstaFlow CUDA Graph"
@@ -37,7 +37,7 @@ def weights_identity(base_model) -> tuple:
             hash(tuple(t.data_ptr() for t in tensors)))
 
 
-def why_eager(base_model, tensors: dict, control, transformer_options: dict) -> str | None:
+def why_eager(base_model, tensors: dict, control, transformer_options: dict, require_cuda: bool = True) -> str | None:
     """Why this call cannot be a graph replay, or None when it can."""
     if control is not None:
         return "a ControlNet is attached"
@@ -49,7 +49,7 @@ def why_eager(base_model, tensors: dict, control, transformer_options: dict) -> 
         return f"conditioning inputs that are not tensors: {', '.join(other)}"
     if getattr(base_model, "model_lowvram", False):
         return "the model is partly offloaded (low-VRAM loading copies its weights in during each call)"
-    if not all(t.is_cuda for t in tensors.values() if isinstance(t, torch.Tensor)):
+    if require_cuda and not all(t.is_cuda for t in tensors.values() if isinstance(t, torch.Tensor)):
         return "the call's tensors are not on a CUDA device"
     return None
 
@@ -60,16 +60,17 @@ def _log_once(logged: set, why: str) -> None:
         log.info("%s: eager UNet call: %s", LOG_PREFIX, why)
 
 
-def cuda_graph_wrapper():
-    """A new APPLY_MODEL wrapper with its own graph cache."""
+def cuda_graph_wrapper(capture=capture_cuda_graph, require_cuda: bool = True):
+    """A new APPLY_MODEL wrapper with its own graph cache. The tests give a stand-in capture and require_cuda=False
+    to run this glue inside a CPU server's samplers."""
     logged: set = set()
-    cache = ExactGraphCache(on_eager=lambda why: _log_once(logged, why))
+    cache = ExactGraphCache(capture=capture, on_eager=lambda why: _log_once(logged, why))
     LAST_CACHE["cache"] = cache
 
     def wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
         base_model = executor.class_obj
         tensors = {"x": x, "t": t, "c_concat": c_concat, "c_crossattn": c_crossattn, **kwargs}
-        why = why_eager(base_model, tensors, control, transformer_options)
+        why = why_eager(base_model, tensors, control, transformer_options, require_cuda)
         if why is not None:
             _log_once(logged, why)
             cache.eager_calls += 1

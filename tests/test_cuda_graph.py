@@ -164,3 +164,64 @@ def test_node_passes_a_cpu_model_through_and_ksampler_gives_the_same_image(comfy
         images.append(comfy_server.images(comfy_server.run(g.api()), save.id)[0])
     assert np.array_equal(images[0], images[1])
     assert "InstaFlow CUDA Graph: the model runs on cpu, not a CUDA device: passed through unchanged" in comfy_server.log_text()
+
+
+# ------------------------------------------------------------------------------------------ the glue inside real samplers
+# InstaFlowCudaGraphOnCpu (tests/comfy_test_nodes/cuda_graph_probe.py) runs the pack's wrapper on the CPU with a
+# stand-in capture whose replay reads the static inputs, so a wrong input copy or key changes the image.
+def _sampler_graph(kind, models, seed, probe, lora=None):
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", ckpt_name=models.single_file.name)
+    clip = ckpt[1]
+    patch = "ModelSamplingPeRFlow" if kind == "perflow_ksampler" else "ModelSamplingInstaFlow"
+    model = g.add(patch, model=ckpt[0], **({"prediction_type": "diff_eps"} if patch == "ModelSamplingPeRFlow" else {}))[0]
+    if probe:
+        model = g.add("InstaFlowCudaGraphOnCpu", model=model)[0]
+    if lora is not None:
+        loaded = g.add("LoraLoader", model=model, clip=clip, lora_name=lora, strength_model=0.8, strength_clip=0.8)
+        model, clip = loaded[0], loaded[1]
+    latent = g.add("EmptyLatentImage", width=64, height=64, batch_size=1)[0]
+    positive, negative = encode(g, clip, "a cat")[0], encode(g, clip, "blurry")[0]
+    if kind == "instaflow_sampler":
+        sampled = g.add("InstaFlowSampler", model=model, seed=seed, steps=1, cfg=1.0, positive=positive,
+                        latent_image=latent, denoise=1.0)
+    elif kind == "sampler_custom_4_steps_cfg":
+        sampled = g.add("SamplerCustom", model=model, add_noise=True, noise_seed=seed, cfg=1.5, positive=positive,
+                        negative=negative, sampler=g.add("KSamplerSelect", sampler_name="rectified_flow")[0],
+                        sigmas=g.add("InstaFlowScheduler", model=model, steps=4, denoise=1.0)[0], latent_image=latent)
+    else:
+        scheduler = "perflow" if kind == "perflow_ksampler" else "instaflow"
+        sampled = g.add("KSampler", model=model, seed=seed, steps=4 if kind == "perflow_ksampler" else 1, cfg=1.0,
+                        sampler_name="euler" if kind == "perflow_ksampler" else "rectified_flow", scheduler=scheduler,
+                        positive=positive, negative=negative, latent_image=latent, denoise=1.0)
+    return g, decode_and_save(g, sampled[0], ckpt[2], f"cuda_graph_probe_{kind}_{probe}")
+
+
+def _image(server, graph_and_save):
+    g, save = graph_and_save
+    return server.images(server.run(g.api()), save.id)[0]
+
+
+def _probe_state(server):
+    import json
+
+    return json.loads((Path(server.work_dir) / "output" / "cuda_graph_probe.json").read_text())
+
+
+@pytest.mark.parametrize("kind", ["ksampler", "sampler_custom_4_steps_cfg", "instaflow_sampler", "perflow_ksampler"])
+def test_wrapper_inside_each_sampler_replays_and_keeps_the_image(comfy_server, reduced_instaflow, reduced_perflow_sd15, kind):
+    models = reduced_perflow_sd15 if kind == "perflow_ksampler" else reduced_instaflow
+    for seed in (11, 12):  # the second prompt replays the first one's graph with its own inputs
+        with_probe = _image(comfy_server, _sampler_graph(kind, models, seed, probe=True))
+        assert np.array_equal(with_probe, _image(comfy_server, _sampler_graph(kind, models, seed, probe=False))), seed
+    state = _probe_state(comfy_server)
+    assert state["captures"] >= 1 and state["replays"] >= 1 and state["eager_reasons"] == [], state
+
+
+def test_lora_after_the_node_drops_the_graphs_and_keeps_the_image(comfy_server, reduced_instaflow, reduced_loras):
+    _image(comfy_server, _sampler_graph("ksampler", reduced_instaflow, 21, probe=True))
+    before = _probe_state(comfy_server)["captures"]
+    lora = reduced_loras.kohya.name
+    with_probe = _image(comfy_server, _sampler_graph("ksampler", reduced_instaflow, 21, probe=True, lora=lora))
+    assert _probe_state(comfy_server)["captures"] == before + 1  # the patched weights' identity is new
+    assert np.array_equal(with_probe, _image(comfy_server, _sampler_graph("ksampler", reduced_instaflow, 21, probe=False, lora=lora)))

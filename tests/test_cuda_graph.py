@@ -211,10 +211,12 @@ def _probe_state(server):
 @pytest.mark.parametrize("kind", ["ksampler", "sampler_custom_4_steps_cfg", "instaflow_sampler", "perflow_ksampler"])
 def test_wrapper_inside_each_sampler_replays_and_keeps_the_image(comfy_server, reduced_instaflow, reduced_perflow_sd15, kind):
     models = reduced_perflow_sd15 if kind == "perflow_ksampler" else reduced_instaflow
-    for seed in (11, 12):  # the second prompt replays the first one's graph with its own inputs
-        with_probe = _image(comfy_server, _sampler_graph(kind, models, seed, probe=True))
-        assert np.array_equal(with_probe, _image(comfy_server, _sampler_graph(kind, models, seed, probe=False))), seed
+    # Back to back, so that ComfyUI keeps the probe node's output (its cache) from one prompt to the next: the second
+    # prompt replays the first one's graph with its own inputs.
+    with_probe = [_image(comfy_server, _sampler_graph(kind, models, seed, probe=True)) for seed in (11, 12)]
     state = _probe_state(comfy_server)
+    for seed, image in zip((11, 12), with_probe):
+        assert np.array_equal(image, _image(comfy_server, _sampler_graph(kind, models, seed, probe=False))), seed
     assert state["captures"] >= 1 and state["replays"] >= 1 and state["eager_reasons"] == [], state
 
 

@@ -3,9 +3,11 @@ schema (comfy_api.v0_0_2, in every supported ComfyUI: compat/comfyui_versions.py
 loader, model-sampling and scheduler nodes are built from its record (family_nodes.py)."""
 from ..flow_math.flows import FAMILIES
 from .family_nodes import family_nodes
+from .instaflow_cuda_graph import InstaFlowCudaGraph
 from .instaflow_interpolated_conditioning import InstaFlowInterpolatedConditioning
 from .instaflow_interpolated_noise import InstaFlowInterpolatedNoise
 from .instaflow_inversion import InstaFlowInversion
+from .instaflow_live_preview import InstaFlowLivePreview
 from .instaflow_load_pairs import InstaFlowLoadPairs
 from .instaflow_make_pairs import InstaFlowMakePairs
 from .instaflow_sampler import InstaFlowSampler
@@ -24,4 +26,6 @@ NODES = [
     InstaFlowLoadPairs,
     InstaFlowTrainReflowLoRA,
     InstaFlowTrainDistillLoRA,
+    InstaFlowLivePreview,
+    InstaFlowCudaGraph,
 ]

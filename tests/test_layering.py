@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TORCH_ONLY = ["flow_math"]
-SHIPPED = ["__init__.py", "flow_math", "comfyui_glue", "model_loaders", "training", "nodes", "workflow_conversion", "web", "docs", "README.md"]
+SHIPPED = ["__init__.py", "flow_math", "comfyui_glue", "live_preview", "acceleration", "model_loaders", "training", "nodes", "workflow_conversion", "web", "docs", "README.md"]
 
 
 def _python_files(part: str):

@@ -15,11 +15,6 @@ README = REPO_ROOT / "README.md"
 MAX_README_LINES = 350
 NODE_REFERENCE_HEADING = "## Node reference"
 
-# Nodes whose rows the README already carries while their code is on another branch. Delete this allowance
-# when those branches are merged: from then on their ids come from node_class_names like every other node.
-COMING_FROM_OTHER_BRANCHES = {"InstaFlowLivePreview", "InstaFlowCUDAGraph"}
-
-
 def node_reference_ids(readme: str) -> list[str]:
     """The node id of each row of the node reference table: the backquoted name in the row's first cell."""
     assert NODE_REFERENCE_HEADING in readme, f"README has no '{NODE_REFERENCE_HEADING}' section"
@@ -43,7 +38,7 @@ def test_node_reference_lists_every_registered_node_and_no_other():
     assert len(listed) == len(set(listed)), f"listed twice: {sorted({n for n in listed if listed.count(n) > 1})}"
     missing = registered - set(listed)
     assert not missing, f"the README's node reference lacks {sorted(missing)}"
-    unknown = set(listed) - registered - COMING_FROM_OTHER_BRANCHES
+    unknown = set(listed) - registered
     assert not unknown, f"the README's node reference names nodes the pack does not register: {sorted(unknown)}"
 
 

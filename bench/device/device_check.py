@@ -21,7 +21,9 @@ fit in the time budget (--budget-s) is skipped, and the report says so.
     step, stock KSampler on the single file, SamplerCustom 4 steps cfg 1.5, batch 2, ControlNet, LoRA;
     the three broken conventions must miss by a wide margin; the reference run in ComfyUI's dtypes gives
     the precision floor the tolerance is checked against.
- 6. options: each speed option against the baseline in alternating rounds, same seeds: websocket image
+ 6. live_output, cuda_graph_node: the pack's Live Preview (fast) node vs SaveImage, and its CUDA Graph node vs
+    eager (bench/device/live_phases.py).
+ 7. options: each speed option against the baseline in alternating rounds, same seeds: websocket image
     output, TAESD decode, channels_last, an exact CUDA graph of the UNet call, TorchCompileModel
     (cudagraphs, inductor); then the best exact combination; the targets are checked.
 """
@@ -53,6 +55,7 @@ sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests"), str(HERE)]
 from PIL import Image  # noqa: E402
 
 import fixtures  # noqa: E402
+import live_phases  # noqa: E402
 import harness.server as harness_server  # noqa: E402
 from harness.comfyui_source import comfyui_path  # noqa: E402
 from harness.comparison import comfy_noise  # noqa: E402
@@ -76,7 +79,7 @@ PROFILES = {
     "dry": dict(size=64, batches=[1, 2], runs=1, warmup=0, equivalence_size=64, option_batches=[1],
                 option_runs=1, option_warmup=0, pack_cost_runs=1, component_repeat=1, models="reduced"),
 }
-PHASES = ["bench", "unet_variants", "pack_cost", "equivalence", "options"]
+PHASES = ["bench", "unet_variants", "pack_cost", "equivalence", "live_output", "cuda_graph_node", "options"]
 OPTIONS = ["ws_output", "taesd_decode", "channels_last", "cuda_graph", "compile_cudagraphs", "compile_inductor"]
 # Rough seconds an option needs before its first measured round on a GPU (compilation); options that
 # would not fit in the remaining budget are skipped.
@@ -524,6 +527,10 @@ class DeviceCheck:
             if "equivalence" in chosen:
                 r.phase("equivalence", self.equivalence, needs_s=30)
             self.close_inprocess()  # frees the fp32 reference too (gc, CUDA cache)
+            if "live_output" in chosen:
+                r.phase("live_output", lambda: live_phases.live_output(self), needs_s=20)
+            if "cuda_graph_node" in chosen:
+                r.phase("cuda_graph_node", lambda: live_phases.cuda_graph_node(self), needs_s=20)
             if "options" in chosen:
                 r.phase("options", self.options, needs_s=20)
         finally:
@@ -789,6 +796,23 @@ def markdown(d) -> str:
         lines += ["| case | mean /255 | max /255 | pass |", "|---|---|---|---|"]
         for name, c in eq["cases"].items():
             lines.append(f"| {name} | {c['mean_255']} | {c['max_255']} | {'yes' if c['pass'] else 'NO'} |")
+        lines.append("")
+    lo = ph.get("live_output")
+    if lo and lo.get("rows"):
+        lines += ["## Live Preview (fast) vs SaveImage through the server (ms, medians)", "",
+                  "| batch | POST -> preview bytes | POST -> execution end | SaveImage: POST -> PNGs fetched | ratio | JPEG bytes |",
+                  "|---|---|---|---|---|---|"]
+        for r in lo["rows"]:
+            lines.append(f"| {r['batch']} | {_fmt(r['live_post_to_bytes_ms'])} | {_fmt(r['live_post_to_done_ms'])} "
+                         f"| {_fmt(r['saveimage_post_to_pngs_ms'])} | {_fmt(r['ratio_live_vs_saveimage'], 3)} | {r['jpeg_bytes']} |")
+        lines += ["", f"Encoder: {lo.get('encoders')}.", ""]
+    cg = ph.get("cuda_graph_node")
+    if cg and cg.get("rows"):
+        lines += ["## InstaFlow CUDA Graph node vs eager, one-step workflow (ms, medians, same seeds)", "",
+                  "| batch | eager | graph | speed-up | images identical | cache |", "|---|---|---|---|---|---|"]
+        for r in cg["rows"]:
+            lines.append(f"| {r['batch']} | {_fmt(r['eager_ms'])} | {_fmt(r['graph_ms'])} | {_fmt(r['speedup'], 3)} "
+                         f"| {r['images_identical']} | {r['cache']} |")
         lines.append("")
     op = ph.get("options")
     if op and (op.get("rows") or op.get("best")):

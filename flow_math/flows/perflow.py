@@ -74,15 +74,30 @@ def window_of(sigma: float) -> int:
     return min(index, NUM_WINDOWS - 1)
 
 
+# Constant tables, made once per device (and dtype): a copy from the host inside every model call would stop
+# the call from being captured as a CUDA graph (acceleration/), and costs a transfer each time.
+_constants: dict = {}
+
+
+def _constant(values, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    key = (id(values), dtype, device)
+    table = _constants.get(key)
+    if table is None:
+        table = _constants[key] = torch.tensor(values, dtype=dtype, device=device)
+    return table
+
+
+_WINDOW_ROWS = tuple((s, e, alpha_bar(s), alpha_bar(e)) for s, e in zip(WINDOW_STARTS, WINDOW_ENDS))
+
+
 def _window_table(like: torch.Tensor) -> torch.Tensor:
     """(K, 4) rows of (t_start, t_end, abar_start, abar_end) on like's device, in float32."""
-    rows = [(s, e, alpha_bar(s), alpha_bar(e)) for s, e in zip(WINDOW_STARTS, WINDOW_ENDS)]
-    return torch.tensor(rows, dtype=torch.float32, device=like.device)
+    return _constant(_WINDOW_ROWS, torch.float32, like.device)
 
 
 def _windows(sigma: torch.Tensor) -> torch.Tensor:
     """window_of() for every entry of a sigma tensor, on its device (no host sync)."""
-    ends = torch.tensor(WINDOW_ENDS, dtype=sigma.dtype, device=sigma.device)
+    ends = _constant(WINDOW_ENDS, sigma.dtype, sigma.device)
     index = ((sigma.reshape(-1, 1) - _BOUNDARY_TOLERANCE) <= ends).sum(dim=1)
     return index.clamp(max=NUM_WINDOWS - 1)
 

@@ -100,3 +100,7 @@ from .harness_nodes import NODE_CLASS_MAPPINGS as _HARNESS_NODES  # noqa: E402 -
 from .harness_nodes import NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
 NODE_CLASS_MAPPINGS.update(_HARNESS_NODES)
+
+from .cuda_graph_probe import InstaFlowCudaGraphOnCpu  # noqa: E402 - for tests/test_cuda_graph.py
+
+NODE_CLASS_MAPPINGS["InstaFlowCudaGraphOnCpu"] = InstaFlowCudaGraphOnCpu

@@ -105,3 +105,28 @@ def _route():
 
 
 _route()
+
+
+def _cuda_graph_route():
+    """GET /instaflow_bench/cuda_graph_state: the counters of the pack's latest InstaFlowCudaGraph cache."""
+    try:
+        import sys
+
+        from aiohttp import web
+        from server import PromptServer
+
+        routes = PromptServer.instance.routes
+    except Exception:  # noqa: BLE001 - the in-process worker has no server
+        return
+
+    @routes.get("/instaflow_bench/cuda_graph_state")
+    async def cuda_graph_state(request):
+        glue = next((m for name, m in list(sys.modules.items()) if name.endswith("acceleration.comfyui_cuda_graph")), None)
+        cache = (getattr(glue, "LAST_CACHE", {}) or {}).get("cache")
+        if cache is None:
+            return web.json_response({"captures": 0, "replays": 0, "eager_calls": 0, "eager_reasons": [], "graphs": 0})
+        return web.json_response({"captures": cache.captures, "replays": cache.replays, "eager_calls": cache.eager_calls,
+                                  "eager_reasons": sorted(set(cache.eager.values())), "graphs": len(cache.graphs)})
+
+
+_cuda_graph_route()

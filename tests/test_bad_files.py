@@ -163,7 +163,11 @@ def resolver_results(comfyui_dir: Path, roots: dict[str, Path], names: list[str]
         import folder_paths
         for key, path in {json.dumps({k: str(v) for k, v in roots.items()})}.items():
             folder_paths.folder_names_and_paths[key] = ([path], set(folder_paths.supported_pt_extensions))
-        from model_loaders import model_folders
+        import importlib, types
+        pack = types.ModuleType("straight_flow_pack")  # the pack as a package, its __init__ (the nodes) not run
+        pack.__path__ = [{str(REPO_ROOT)!r}]
+        sys.modules[pack.__name__] = pack
+        model_folders = importlib.import_module("straight_flow_pack.model_loaders.model_folders")
         out = {{"listed": model_folders.list_models("instaflow"), "resolved": {{}}}}
         for name in {names!r}:
             try:

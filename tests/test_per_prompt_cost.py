@@ -53,8 +53,12 @@ def run_in_comfy(comfyui_dir: Path, roots: dict[str, Path], body: str) -> dict:
         import folder_paths
         for key, path in {json.dumps({k: str(v) for k, v in roots.items()})}.items():
             folder_paths.folder_names_and_paths[key] = ([path], set(folder_paths.supported_pt_extensions))
-        from model_loaders import model_folders
-        from model_loaders.model_fingerprint import model_fingerprint
+        import importlib, types
+        pack = types.ModuleType("straight_flow_pack")  # the pack as a package, its __init__ (the nodes) not run
+        pack.__path__ = [{str(REPO_ROOT)!r}]
+        sys.modules[pack.__name__] = pack
+        model_folders = importlib.import_module("straight_flow_pack.model_loaders.model_folders")
+        model_fingerprint = importlib.import_module("straight_flow_pack.model_loaders.model_fingerprint").model_fingerprint
         out = {{}}
     """) + textwrap.dedent(body) + "\nprint(json.dumps(out))\n"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -79,7 +83,7 @@ def cluttered(tmp_path):
 
 def test_warm_listing_and_fingerprints_take_microseconds_with_1000_files(comfyui_dir, cluttered):
     result = run_in_comfy(comfyui_dir, cluttered, """
-        from model_loaders.model_folders import CHECKPOINTS, DELTAS
+        CHECKPOINTS, DELTAS = model_folders.CHECKPOINTS, model_folders.DELTAS
         calls = [lambda: model_folders.list_models("instaflow"),            # InstaFlowLoader.INPUT_TYPES
                  lambda: model_folders.list_models("perflow"),              # PeRFlowLoader.INPUT_TYPES
                  lambda: model_folders.list_models("perflow", DELTAS),      # PeRFlowDeltaWeights.INPUT_TYPES

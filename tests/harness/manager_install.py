@@ -33,7 +33,7 @@ from pathlib import Path
 
 from harness.comfyui_source import cache_root, with_site_paths
 from harness.object_info import combo_options
-from harness.pack_snapshot import git, node_class_names, snapshot_repository
+from harness.pack_snapshot import constant_keywords, git, node_class_names, snapshot_repository
 from harness.server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -97,22 +97,23 @@ def installed_distributions() -> dict[str, str]:
 
 
 def registered_sampler_and_scheduler_names(pack: Path) -> tuple[list[str], list[str]]:
-    """The sampler and schedulers the pack adds to ComfyUI's lists (SAMPLER_NAME and the keys of SCHEDULERS in
-    the module that registers them), read without importing ComfyUI."""
+    """The sampler and schedulers the pack adds to ComfyUI's lists, read without importing ComfyUI: SAMPLER_NAME
+    in the module that registers them, and each flow family's scheduler, named in its record
+    (FlowFamily(scheduler=...) in <pack>/flow_math/flows/*.py)."""
     import ast
 
+    samplers = []
     for path in sorted(pack.rglob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        if "SAMPLER_NAME =" not in text or "SCHEDULERS =" not in text:
-            continue
-        values = {}
-        for node in ast.parse(text).body:
-            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-                values[node.targets[0].id] = node.value
-        sampler, schedulers = values.get("SAMPLER_NAME"), values.get("SCHEDULERS")
-        if isinstance(sampler, ast.Constant) and isinstance(schedulers, ast.Dict):
-            return [sampler.value], [k.value for k in schedulers.keys]
-    raise ValueError(f"{pack}: no module assigns SAMPLER_NAME and SCHEDULERS")
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id == "SAMPLER_NAME" and isinstance(node.value, ast.Constant)):
+                samplers.append(node.value.value)
+    schedulers = []
+    for path in sorted((pack / "flow_math" / "flows").glob("*.py")):
+        schedulers += constant_keywords(path, "FlowFamily", ("scheduler",))
+    if not samplers or not schedulers:
+        raise ValueError(f"{pack}: no SAMPLER_NAME constant or no FlowFamily(scheduler=...) record found")
+    return samplers, schedulers
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -47,7 +47,7 @@ def clone(source: Path, dest: Path) -> Path:
 _FAMILY_NODE_FIELDS = ("patch_node", "scheduler_node", "loader_node")
 
 
-def _constant_keywords(path: Path, call_name: str, fields) -> list[str]:
+def constant_keywords(path: Path, call_name: str, fields) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == call_name:
@@ -60,9 +60,9 @@ def node_class_names(pack: Path) -> list[str]:
     and each flow family's three nodes, named in its record (FlowFamily(...) in <pack>/flow_math/flows/*.py)."""
     names: list[str] = []
     for path in sorted((pack / "nodes").glob("*.py")):
-        names += _constant_keywords(path, "Schema", ("node_id",))
+        names += constant_keywords(path, "Schema", ("node_id",))
     for path in sorted((pack / "flow_math" / "flows").glob("*.py")):
-        names += _constant_keywords(path, "FlowFamily", _FAMILY_NODE_FIELDS)
+        names += constant_keywords(path, "FlowFamily", _FAMILY_NODE_FIELDS)
     if not names:
         raise ValueError(f"{pack}/nodes: no io.Schema(node_id=...) found")
     return names

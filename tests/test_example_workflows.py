@@ -2,8 +2,8 @@
 
 Every model file a template loads from a stock folder is declared on its loader (`properties.models`),
 so ComfyUI's missing-models dialog can offer it. The server tests put random test models under those
-exact names (harness/template_models.py), so the templates run as saved, apart from a smaller latent.
-SD1.5 stand-ins are the reduced ones (harness/reduced_sd15.py): a template must run and save an image here;
+exact names (devtools/template_models.py), so the templates run as saved, apart from a smaller latent.
+SD1.5 stand-ins are the reduced ones (devtools/reduced_sd15.py): a template must run and save an image here;
 the equivalence modules check what it computes. Templates that load a diffusers folder (InstaFlowLoader /
 PeRFlowLoader) get the reduced single file instead (both loaders take single files), or for SDXL the random
 PeRFlow SDXL folder.
@@ -17,10 +17,10 @@ import conftest
 import numpy as np
 import pytest
 
-from harness.input_images import input_picture, put_input_image
-from harness.object_info import combo_options
-from harness.template_models import StandIns, all_declared_models, declared_models, linked_template_models
-from harness.ui_workflow import VIRTUAL_NODES, ui_to_api
+from devtools.input_images import input_picture, put_input_image
+from devtools.object_info import combo_options
+from devtools.template_models import StandIns, all_declared_models, declared_models, linked_template_models
+from devtools.ui_workflow import VIRTUAL_NODES, ui_to_api
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))

@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "example_workflows"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
 
 SD15_SPLIT_MODELS = ("instaflow_0_9B", "2_rectified_flow", "perflow_sd15_dreamshaper")
 SD15_PARTS = {"unet": ("unet", "diffusion_pytorch_model"), "text_encoder": ("text_encoder", "model"),

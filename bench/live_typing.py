@@ -9,7 +9,7 @@ The same graph ends in each output node in turn: Live Preview (fast), stock Save
 alternate between them (one server, one page).
 
 Per key: latency = from its keydown to the first image drawn on the output node whose prompt includes that key (the
-key's own prompt, or a later one when the key's was replaced while waiting). Key times come from this script's
+key's own prompt, or the next one queued after it when the key came while a prompt ran). Key times come from this script's
 keydown listener; which prompt each image belongs to and when it was drawn, from Live mode's records (queued prompt
 id, the frame its image was first shown on the node) and the prompt's text from /history. Updates per second =
 images drawn from the first key to the last image, over that time.

@@ -1,16 +1,15 @@
 // Live mode: while it is on, every edit of the open workflow (each character typed in a prompt box, each widget
 // change) queues it, so the image follows the text as it is typed. Off by default; a setting, so it survives a reload.
 // - Debounced (DEBOUNCE_MS), and only when the prompt the server would run differs from the last one queued.
-// - At most one prompt of ours waits behind the running one: a newer edit takes the waiting one out of the queue
-//   (POST /queue {"delete": [id]}) before it queues its own, so nothing piles up while one runs.
+// - Nothing piles up: while a prompt of ours is queued or running, edits only mark the graph as changed, and the
+//   newest graph is queued the moment that prompt ends. No prompt of ours ever waits behind another of ours, and the
+//   page and server do no work per key while one runs (on a 2-core CPU that work slowed the running prompt).
 // - An execution error (or a graph the server refuses) turns Live mode off with one message: no retry loop.
 // - Seeds stay as they are ("control after generate" acts on Run only), so the picture changes with the text alone.
 // - The status chip (bottom centre, only while on) shows the last latency: from queuing to the image shown on its node.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import {
-  deleteWaitingPrompt, nodeOfWidgetElement, onGraphEdited, shownImageSource, syncWidgetFromElement,
-} from "./frontend_shim.js";
+import { nodeOfWidgetElement, onGraphEdited, shownImageSource, syncWidgetFromElement } from "./frontend_shim.js";
 
 const EXTENSION = "InstaFlow.Live";
 const SETTING = "InstaFlow.Live.Enabled";
@@ -22,18 +21,18 @@ const KEEP_RECORDS = 500;
 class LiveMode {
   constructor() {
     this.enabled = false;
+    this.ready = false; // set at the end of the extension's setup
     this.timer = null;
+    this.dirty = false; // an edit not yet queued
     this.queuing = false; // a POST /prompt of ours is on its way
-    this.again = false; // an edit arrived while it was
+    this.inFlight = null; // our prompt id queued or running on the server
     this.lastOutput = null; // JSON of the last API prompt queued
-    this.waiting = null; // our prompt id still in the server's queue (not started)
     this.ours = new Map(); // prompt id -> record {promptId, queuedAt, startedAt, shownAt, latencyMs, node, state}
     this.records = []; // the same records in queuing order (read by the browser tests and bench/live_typing.py)
+    this.early = []; // server events for a prompt id not known yet: they can arrive before the reply to POST /prompt
     this.lastLatencyMs = null;
     this.stoppedBy = null; // the error that turned Live mode off, if one did
-    this.startedEarly = new Set(); // execution_start can arrive before the reply to POST /prompt
     this.chip = null;
-    this.ready = false; // set at the end of the extension's setup
   }
 
   // ------------------------------------------------------------------ on / off
@@ -41,16 +40,16 @@ class LiveMode {
     on = !!on;
     if (on === this.enabled) return;
     this.enabled = on;
+    clearTimeout(this.timer);
+    this.timer = null;
     if (on) {
       this.stoppedBy = null;
       this.lastOutput = null;
       // Turned on by the user: the current graph at once, so turning it on shows an image. On at page load (the
       // setting's first onChange, then setup): the first edit queues; the workflow is not restored yet.
-      if (this.ready) this.schedule(0);
+      if (this.ready) this.edited(0);
     } else {
-      clearTimeout(this.timer);
-      this.timer = null;
-      this.again = false;
+      this.dirty = false;
     }
     this.render();
   }
@@ -58,22 +57,21 @@ class LiveMode {
   async stop(error) {
     if (!this.enabled) return;
     this.stoppedBy = error;
-    await app.extensionManager.setting.set(SETTING, false); // its onChange calls setEnabled(false)
     await this.setEnabled(false);
-    const waiting = this.waiting; // queued from an edit made before the failure: it would fail the same way
-    this.waiting = null;
-    if (waiting) await deleteWaitingPrompt(api, waiting).catch(() => {});
+    await app.extensionManager.setting.set(SETTING, false); // stored; its onChange finds it off already
     app.extensionManager.toast?.add({
       severity: "warn", summary: "Live mode is off",
-      detail: `It stopped because the prompt failed: ${error}`, life: 8000,
+      detail: `It stopped because the prompt failed: ${error}`, life: 15000,
     });
   }
 
   // ------------------------------------------------------------------ queuing
-  // A pending timer is kept, not restarted: it reads the graph when it fires, so edits within DEBOUNCE_MS share one
-  // prompt, and a fast typist still gets updates while typing (a restarted timer would fire only at a pause).
-  schedule(delay = DEBOUNCE_MS) {
+  edited(delay = DEBOUNCE_MS) {
     if (!this.enabled) return;
+    this.dirty = true;
+    if (this.inFlight || this.queuing) return; // queued when our prompt ends
+    // A pending timer is kept, not restarted: edits within DEBOUNCE_MS share one prompt, and a fast typist still
+    // gets updates while typing (a restarted timer would fire only at a pause).
     if (this.timer && delay > 0) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.flush(), delay);
@@ -81,23 +79,13 @@ class LiveMode {
 
   async flush() {
     this.timer = null;
-    if (!this.enabled) return;
-    if (this.queuing) {
-      this.again = true; // queued right after: the newest text wins
-      return;
-    }
+    if (!this.enabled || !this.dirty || this.inFlight || this.queuing) return;
     this.queuing = true;
+    this.dirty = false;
     try {
       const prompt = await app.graphToPrompt();
       const output = JSON.stringify(prompt.output);
       if (!this.enabled || output === this.lastOutput) return;
-      const waiting = this.waiting;
-      if (waiting) {
-        this.waiting = null;
-        await deleteWaitingPrompt(api, waiting);
-        const replaced = this.ours.get(waiting);
-        if (replaced && !replaced.startedAt) replaced.state = "replaced";
-      }
       const queuedAt = performance.now();
       const reply = await api.queuePrompt(0, prompt);
       this.lastOutput = output;
@@ -105,51 +93,62 @@ class LiveMode {
       this.ours.set(record.promptId, record);
       this.records.push(record);
       if (this.records.length > KEEP_RECORDS) this.ours.delete(this.records.shift().promptId);
-      if (this.startedEarly.delete(record.promptId)) this.started(record.promptId);
-      else this.waiting = record.promptId;
+      this.inFlight = record.promptId;
     } catch (error) {
       // The server refused the graph (node_errors) or could not be reached: stop instead of re-sending it per key.
       await this.stop(error?.response?.error?.message ?? error?.message ?? String(error));
     } finally {
       this.queuing = false;
-      this.startedEarly.clear();
-      if (this.again) {
-        this.again = false;
-        this.schedule(0);
-      }
+      const early = this.early;
+      this.early = [];
+      for (const [handler, promptId, ...args] of early) if (this.ours.has(promptId)) this[handler](promptId, ...args);
+      if (!this.inFlight && this.dirty) this.edited(0);
     }
   }
 
   // ------------------------------------------------------------------ server events
+  known(handler, promptId, ...args) {
+    if (this.ours.has(promptId)) return true;
+    if (this.queuing && promptId) this.early.push([handler, promptId, ...args]);
+    return false;
+  }
+
   started(promptId) {
+    if (!this.known("started", promptId)) return;
     const record = this.ours.get(promptId);
-    if (!record) {
-      if (this.queuing && promptId) this.startedEarly.add(promptId);
-      return;
-    }
     record.startedAt = performance.now();
     record.state = "running";
-    if (this.waiting === promptId) this.waiting = null;
   }
 
   ended(promptId, state) {
+    if (!this.known("ended", promptId, state)) return;
     const record = this.ours.get(promptId);
-    if (!record) return;
     if (record.state !== "shown") record.state = state;
-    if (this.waiting === promptId) this.waiting = null;
+    if (this.inFlight !== promptId) return;
+    this.inFlight = null;
+    if (state === "failed") return;
+    if (this.dirty) this.edited(0); // the newest text, at once
   }
 
-  failed(detail) {
-    this.ended(detail.prompt_id, "failed");
-    if (!this.ours.has(detail.prompt_id) || !this.enabled) return;
+  failed(promptId, detail) {
+    if (!this.known("failed", promptId, detail)) return;
+    this.ended(promptId, "failed");
     const where = detail.node_type ? `${detail.node_type}: ` : "";
     this.stop(`${where}${detail.exception_message ?? "execution error"}`.trim());
   }
 
+  // Nothing runs or waits on the server (its status message): a prompt of ours whose end was not seen is over.
+  idle() {
+    if (!this.inFlight || this.queuing) return;
+    this.inFlight = null;
+    if (this.dirty) this.edited(0);
+  }
+
   // The first image of one of our prompts reached the page for `nodeId`: wait until the node shows it.
   imageArrived(promptId, nodeId) {
+    if (!this.known("imageArrived", promptId, nodeId)) return;
     const record = this.ours.get(promptId);
-    if (!record || record.node != null) return;
+    if (record.node != null) return;
     const graph = app.canvas?.graph ?? app.graph;
     const node = graph?.getNodeById?.(nodeId);
     if (!node) return;
@@ -193,7 +192,7 @@ class LiveMode {
   }
 
   state() {
-    return { enabled: this.enabled, waiting: this.waiting, lastLatencyMs: this.lastLatencyMs,
+    return { enabled: this.enabled, inFlight: this.inFlight, lastLatencyMs: this.lastLatencyMs,
       stoppedBy: this.stoppedBy, records: this.records.map((r) => ({ ...r })) };
   }
 }
@@ -211,8 +210,8 @@ app.registerExtension({
     id: SETTING,
     category: ["InstaFlow", "Live mode", "Enabled"],
     name: "Live mode: queue the workflow as you type",
-    tooltip: "Every edit of a prompt box or widget queues the open workflow (at most one waiting behind the running " +
-      "one). Use a one-step model and Live Preview (fast); the template instaflow_live is set up for it.",
+    tooltip: "Every edit of a prompt box or widget queues the open workflow (the newest edit, as soon as the prompt " +
+      "running ends). Use a one-step model and Live Preview (fast); the template instaflow_live is set up for it.",
     type: "boolean",
     defaultValue: false,
     onChange: (value) => live.setEnabled(value),
@@ -237,13 +236,14 @@ app.registerExtension({
       const node = nodeOfWidgetElement(app, event.target);
       if (!node) return;
       syncWidgetFromElement(app, node, event.target);
-      live.schedule();
+      live.edited();
     }, true);
-    onGraphEdited(api, () => live.schedule()); // any other recorded edit: combos, numbers, links
+    onGraphEdited(api, () => live.edited()); // any other recorded edit: combos, numbers, links
     api.addEventListener("execution_start", ({ detail }) => live.started(detail?.prompt_id));
     api.addEventListener("execution_success", ({ detail }) => live.ended(detail?.prompt_id, "done"));
     api.addEventListener("execution_interrupted", ({ detail }) => live.ended(detail?.prompt_id, "interrupted"));
-    api.addEventListener("execution_error", ({ detail }) => live.failed(detail ?? {}));
+    api.addEventListener("execution_error", ({ detail }) => live.failed(detail?.prompt_id, detail ?? {}));
+    api.addEventListener("status", ({ detail }) => { if (detail?.exec_info?.queue_remaining === 0) live.idle(); });
     api.addEventListener("executed", ({ detail }) => {
       if (detail?.output?.images?.length) live.imageArrived(detail.prompt_id, detail.display_node ?? detail.node);
     });

@@ -79,11 +79,20 @@ def open_live_template(page, size: int) -> dict:
     page.page.wait_for_function(
         "(types) => JSON.stringify(app.graph.nodes.map(n => n.type).sort()) === JSON.stringify(types)", arg=types)
     page.set_widgets("EmptyLatentImage", width=size, height=size)
-    page.fit_view()
+    show_prompt_and_output(page)
     ids = node_ids(page)
     if page.evaluate("() => !!LiteGraph.vueNodesMode"):
         page.page.locator(f'[data-node-id="{ids["CLIPTextEncode"]}"] textarea').wait_for()
     return ids
+
+
+def show_prompt_and_output(page) -> None:
+    """Zoom 1, the prompt node at the top left of the canvas, the output node beside it: both drawn in full (the
+    classic canvas hides DOM widgets and node images when zoomed out, as "fit view" does in a small window)."""
+    page.evaluate("""() => { const prompt = app.graph.nodes.find(n => n.type === 'CLIPTextEncode');
+        app.canvas.ds.scale = 1; app.canvas.ds.offset = [20 - prompt.pos[0], 60 - prompt.pos[1]];
+        app.canvas.setDirty(true, true); }""")
+    page.page.wait_for_timeout(300)
 
 
 def prompt_box(page, node_id: int):

@@ -20,7 +20,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,7 +28,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 from harness.browser import VIEWPORT, ComfyPage, launch_chromium  # noqa: E402
 from harness.live_mode import (  # noqa: E402
     LIVE_SETTING, executed_prompts, linked_live_template_models, open_live_template, set_setting, type_prompt,
-    use_renderer, wait_until_idle, watch, watched,
+    use_renderer, wait_until_settled, watch, watched,
 )
 from harness.pack_identity import PACK_NAME  # noqa: E402
 from harness.server import ComfyServer  # noqa: E402
@@ -54,18 +53,15 @@ def use_output(page, ids: dict, node_type: str) -> int:
 
 def session(page, server, ids: dict, output_id: int, delay_ms: float) -> dict:
     """Live on, PROMPT typed at delay_ms per key; per-key latencies and updates per second."""
-    before = {p["id"] for p in executed_prompts(server)}
     watch(page, output_id)
     set_setting(page, LIVE_SETTING, True)
     page.page.wait_for_function("() => window.__liveWatch.images.length >= 1", timeout=60_000)
-    time.sleep(0.3)
-    wait_until_idle(server)
+    wait_until_settled(page, server)
     start_records = len(page.evaluate("() => InstaFlowLive.state().records"))
+    before = {p["id"] for p in executed_prompts(server)}
     watch(page, output_id)
     type_prompt(page, ids["CLIPTextEncode"], PROMPT, delay_ms)
-    time.sleep(0.3)
-    wait_until_idle(server, timeout_s=300)
-    time.sleep(0.5)
+    wait_until_settled(page, server, timeout_s=300)
     set_setting(page, LIVE_SETTING, False)
     keys = watched(page)["keys"][1:]  # the first keydown is the Ctrl+A before the text (Control's own keydown)
     keys = keys[-len(PROMPT):]

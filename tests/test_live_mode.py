@@ -16,7 +16,7 @@ import pytest
 from harness.browser import CHROMIUM, ComfyPage, launch_chromium, screenshot_dir
 from harness.live_mode import (
     LIVE_COMMAND, LIVE_SETTING, QueueSampler, executed_prompts, linked_live_template_models, open_live_template,
-    page_now, set_setting, setting, type_prompt, use_renderer, wait_until_idle, watch, watched,
+    page_now, set_setting, setting, type_prompt, use_renderer, wait_until_idle, wait_until_settled, watch, watched,
 )
 from harness.measurements import record
 
@@ -171,15 +171,12 @@ def typed(page, live_graph, comfy_server):
     before = {p["id"] for p in executed_prompts(comfy_server)}
     live_on_with_an_image(page, live_graph)
     type_prompt(page, live_graph["CLIPTextEncode"], "warm up", KEY_DELAY_MS)  # the first new text pays one-off costs
-    time.sleep(0.3)
-    wait_until_idle(comfy_server)
+    wait_until_settled(page, comfy_server)
     before = {p["id"] for p in executed_prompts(comfy_server)}
     watch(page, live_graph["InstaFlowLivePreview"])
     with QueueSampler(comfy_server, period_s=0.05) as queue:
         type_prompt(page, live_graph["CLIPTextEncode"], TEXT, KEY_DELAY_MS)
-        time.sleep(0.3)  # past the debounce
-        wait_until_idle(comfy_server)
-    time.sleep(0.5)  # the last image on its way to the node
+        wait_until_settled(page, comfy_server)
     page.shot(f"typed-{'vue' if page.evaluate('() => !!LiteGraph.vueNodesMode') else 'classic'}")
     return {"prompts": executed_prompts(comfy_server, before), "queue": queue.samples, "page": watched(page),
             "live": live_state(page), "now": page_now(page)}

@@ -192,7 +192,9 @@ class LiveMode {
   }
 
   state() {
-    return { enabled: this.enabled, inFlight: this.inFlight, lastLatencyMs: this.lastLatencyMs,
+    // pending: an edit not yet run (waiting for the debounce, for the running prompt, or on its way to the server)
+    const pending = !!(this.dirty || this.queuing || this.inFlight || this.timer);
+    return { enabled: this.enabled, pending, inFlight: this.inFlight, lastLatencyMs: this.lastLatencyMs,
       stoppedBy: this.stoppedBy, records: this.records.map((r) => ({ ...r })) };
   }
 }

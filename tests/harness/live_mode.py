@@ -180,6 +180,15 @@ def wait_until_idle(server, timeout_s: float = 60) -> None:
     raise AssertionError(f"the server is still busy after {timeout_s} s: {server.get_json('/queue')}")
 
 
+def wait_until_settled(page, server, timeout_s: float = 60) -> None:
+    """Until Live mode has nothing pending (it holds the next prompt in the page while one runs, so the server is
+    briefly idle between two of its prompts), the server is idle, and the last image had time to be drawn."""
+    page.page.wait_for_function("() => !InstaFlowLive.state().pending", timeout=timeout_s * 1000)
+    wait_until_idle(server, timeout_s)
+    page.page.wait_for_function("() => !InstaFlowLive.state().pending", timeout=timeout_s * 1000)
+    page.page.wait_for_timeout(500)
+
+
 def executed_prompts(server, since: set | None = None) -> list[dict]:
     """Prompts in /history (not in `since`), in queue order: {id, number, text (the CLIPTextEncode's), status, run_ms
     (execution_start to execution_success, by the server's clock)}."""

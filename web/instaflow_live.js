@@ -2,8 +2,8 @@
 // change) queues it, so the image follows the text as it is typed. Off by default; a setting, so it survives a reload.
 // - Debounced (DEBOUNCE_MS), and only when the prompt the server would run differs from the last one queued.
 // - Nothing piles up: while a prompt of ours is queued or running, edits only mark the graph as changed, and the
-//   newest graph is queued the moment that prompt ends. No prompt of ours ever waits behind another of ours, and the
-//   page and server do no work per key while one runs (on a 2-core CPU that work slowed the running prompt).
+//   newest graph is queued the moment that prompt ends. No prompt of ours ever waits behind another of ours, and no
+//   prompt is built, sent or deleted per key while one runs: that work would take CPU from the running prompt.
 // - An execution error (or a graph the server refuses) turns Live mode off with one message: no retry loop.
 // - Seeds stay as they are ("control after generate" acts on Run only), so the picture changes with the text alone.
 // - The status chip (bottom centre, only while on) shows the last latency: from queuing to the image shown on its node.

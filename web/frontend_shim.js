@@ -130,14 +130,6 @@ export function onGraphEdited(api, callback) {
   api.addEventListener("graphChanged", callback);
 }
 
-// Takes a prompt that waits in the server's queue out of it (POST /queue {"delete": [id]}); a prompt that started
-// already is left alone by the server. api.deleteItem in every tested frontend; the request itself otherwise.
-export async function deleteWaitingPrompt(api, promptId) {
-  if (typeof api.deleteItem === "function") return api.deleteItem("queue", promptId);
-  return api.fetchApi("/queue", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ delete: [promptId] }) });
-}
-
 // The source of the output image a node shows now, once the page has it loaded; null for none. Classic canvas: the
 // node's `imgs` (Image objects the canvas draws; 1.25.10 to 1.58.1). "Nodes 2.0": the <img> in the node's DOM element.
 export function shownImageSource(app, node) {

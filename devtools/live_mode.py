@@ -21,7 +21,7 @@ from pathlib import Path
 from devtools.pack_identity import PACK_NAME
 from devtools.template_models import StandIns, declared_models
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LIVE_TEMPLATE = "instaflow_live"
 LIVE_SETTING = "InstaFlow.Live.Enabled"
 LIVE_COMMAND = "InstaFlow.Live.Toggle"

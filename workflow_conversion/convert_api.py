@@ -90,8 +90,9 @@ def _check_api_format(workflow) -> None:
 
 
 class _Converter:
-    def __init__(self, workflow: dict, rules: dict, preset: dict):
+    def __init__(self, workflow: dict, rules: dict, preset: dict, object_info: dict | None = None):
         self.wf = workflow
+        self.object_info = object_info
         self.rules = rules
         self.preset = preset
         self.report = ConversionReport(model_sampling_node=rules["model_sampling_node"]["type"],
@@ -117,7 +118,28 @@ class _Converter:
                 self.report.notes.append(f"node {node_id} ({self.wf[node_id]['class_type']}): {name} is connected to "
                                          f"node {inputs[name][0]}; set it to {_shown(_resolve(value, self.preset))} there")
                 continue
-            inputs[name] = _resolve(value, self.preset)
+            value = _resolve(value, self.preset)
+            if (problem := self.refusal(node_id, name, value)) is not None:
+                self.report.notes.append(problem)
+                continue
+            inputs[name] = value
+
+    def refusal(self, node_id: str, name: str, value) -> str | None:
+        """Why the server would refuse `value` for this input, as the frontend command finds it from the node's widget:
+        no such widget, or a choice the list does not offer (the sampler or scheduler of a pack that is not loaded).
+        Only with the server's node definitions (/object_info); without them every value is written."""
+        class_type = self.wf[node_id]["class_type"]
+        info = (self.object_info or {}).get(class_type)
+        if info is None:
+            return None
+        spec = {**info["input"].get("required", {}), **info["input"].get("optional", {})}.get(name)
+        if spec is None:
+            return f"node {node_id} ({class_type}) has no {name} widget"
+        kind = spec[0]
+        options = kind if isinstance(kind, list) else (spec[1].get("options") if kind == "COMBO" and len(spec) > 1 else None)
+        if options is not None and value not in options:
+            return f"node {node_id} ({class_type}): {name} has no option {_shown(value)}"
+        return None
 
     def trace_model(self, link) -> tuple[str | None, bool, str | None, str | None]:
         """Follow MODEL links upstream: (root class, already patched, other-architecture or -family node, problem)."""
@@ -222,15 +244,17 @@ class _Converter:
         source["inputs"].update(keep)
 
 
-def convert_api_workflow(workflow: dict, preset: str | None = None, rules: dict | None = None
-                         ) -> tuple[dict, ConversionReport]:
-    """(converted copy of `workflow`, report). `preset`: a key of the rules' presets ("instaflow", "2rf", "perflow")."""
+def convert_api_workflow(workflow: dict, preset: str | None = None, rules: dict | None = None,
+                         object_info: dict | None = None) -> tuple[dict, ConversionReport]:
+    """(converted copy of `workflow`, report). `preset`: a key of the rules' presets ("instaflow", "2rf", "perflow").
+    `object_info`: the server's node definitions (GET /object_info); with them, a value the server would refuse is
+    left as it was and noted, as the frontend command does."""
     rules = rules or load_rules()
     _check_api_format(workflow)
     name = preset or rules["default_preset"]
     if name not in rules["presets"]:
         raise ConversionError(f"unknown preset {name!r}; choose one of {', '.join(rules['presets'])}")
-    converter = _Converter(copy.deepcopy(workflow), preset_rules(rules, name), rules["presets"][name])
+    converter = _Converter(copy.deepcopy(workflow), preset_rules(rules, name), rules["presets"][name], object_info)
     for node_id in sorted(converter.wf, key=lambda k: (not str(k).isdigit(), int(k) if str(k).isdigit() else 0, str(k))):
         if converter.wf[node_id]["class_type"] not in rules["samplers"]:
             continue

@@ -290,13 +290,18 @@ def convert_corpus_case(page: ComfyPage, case) -> list[str]:
     """Open the case's graph as a user would have it (its saved UI graph, else its API form), check that the frontend
     exports the case's input from it, run the command's conversion (one undo step, as from the menu) and compare the
     export and the report lines with the expected ones. Returns what differs."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     if case.ui is not None:
         page.evaluate("async (graph) => { await app.loadGraphData(graph); }", case.ui)
         count = len(case.ui["nodes"])
     else:
         page.evaluate("async ([api, name]) => { await app.loadApiJson(api, name); }", [case.input, case.name])
         count = len(case.input)
-    page.page.wait_for_function("(n) => app.graph.nodes.length === n", arg=count)
+    try:
+        page.page.wait_for_function("(n) => app.graph.nodes.length === n", arg=count, timeout=10_000)
+    except PlaywrightTimeout:
+        return [f"{case.name}: the loaded graph has nodes {page.node_types()}, not the case's {count}"]
     if (loaded := strip_titles(page.api_prompt())) != case.input:
         return [f"{case.name}: the frontend exports, from the loaded graph, {graph_differences(loaded, case.input)}"]
     lines = page.evaluate("async (preset) => InstaFlow.reportLines(await InstaFlow.runConversion(preset))", case.preset)
@@ -324,7 +329,6 @@ def test_convert_command_agrees_with_the_python_converter_on_every_corpus_case(c
                 page.evaluate("async () => await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true)")
             for case in corpus_cases():
                 problems += [f"[{renderer}] {p}" for p in convert_corpus_case(page, case)]
-            page.fit_view()
             page.shot(f"last-case-{renderer.replace(' ', '-')}")
     finally:
         page.evaluate("async () => await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false)")

@@ -1,32 +1,30 @@
 """Round-trip error of InstaFlowInversion by steps and fixed-point iterations, through a real ComfyUI server.
 
-For every (steps, iterations) the graph inverts the test picture (tests/harness/input_images.py) with
+For every (steps, iterations) the graph inverts the test picture (devtools/input_images.py) with
 InstaFlowInversion and regenerates it with stock SamplerCustomAdvanced (rectified_flow,
 InstaFlowScheduler with the same steps, same prompt and cfg), then prints the RMS difference between
 the regenerated and the encoded latent (scaled latent units, as the official pipelines use them) as a
 Markdown table.
 
     bash scripts/bootstrap.sh   # the test environment (once)
-    ~/.cache/comfyui-instaflow/venv/bin/python bench/inversion_round_trip.py [--steps 1 2 4 8] [--iterations 0 1 2 3 5]
+    ~/.cache/comfyui-instaflow/venv/bin/python -m bench.inversion_round_trip [--steps 1 2 4 8] [--iterations 0 1 2 3 5]
 
-Without --models it runs on the random-weight test model (tests/harness/random_models.py); --models
+Without --models it runs on the random-weight test model (devtools/random_models.py); --models
 DIR --model NAME runs on a real model (e.g. 2_rectified_flow_from_sd_1_5 in DIR/instaflow/).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # the server runner and graph builders live with the tests
 
-from harness.input_images import input_picture, put_input_image  # noqa: E402
-from harness.pack_identity import PACK_NAME  # noqa: E402
-from harness.inversion_graphs import InversionGraph, rms, saved_latent  # noqa: E402
-from harness.server import ComfyServer  # noqa: E402
+from devtools.input_images import input_picture, put_input_image  # noqa: E402
+from devtools.pack_identity import PACK_NAME  # noqa: E402
+from devtools.inversion_graphs import InversionGraph, rms, saved_latent  # noqa: E402
+from devtools.server import ComfyServer  # noqa: E402
 
 
 def parse_args():
@@ -45,7 +43,7 @@ def main():
     if args.models:
         root, name = args.models, args.model
     else:
-        from harness.random_models import ensure_random_instaflow
+        from devtools.random_models import ensure_random_instaflow
         models = ensure_random_instaflow()
         root, name = models.models_root, models.name
     with tempfile.TemporaryDirectory() as work, ComfyServer([root], [(PACK_NAME, REPO)], Path(work)) as server:

@@ -1,6 +1,6 @@
 """Output time: InstaFlowLivePreview vs SaveImage, measured side by side in one run through a real ComfyUI server.
 
-    source scripts/paths.sh && "$INSTAFLOW_PYTHON" bench/live_preview_output.py [--size 512 --batch 4 --runs 7]
+    source scripts/paths.sh && "$INSTAFLOW_PYTHON" -m bench.live_preview_output [--size 512 --batch 4 --runs 7]
 
 The graph makes a batch once (the reduced SD1.5 stand-in's one-step image, and a smooth picture from LoadImage,
 which compresses like a real photo); every measured round then re-runs only the output node: SaveImage with a new
@@ -31,13 +31,12 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
-from harness.graphs import Graph, encode  # noqa: E402
-from harness.input_images import input_picture, put_input_image  # noqa: E402
-from harness.pack_identity import PACK_NAME  # noqa: E402
-from harness.preview_client import parse_frame  # noqa: E402
-from harness.server import ComfyServer  # noqa: E402
+from devtools.graphs import Graph, encode  # noqa: E402
+from devtools.input_images import input_picture, put_input_image  # noqa: E402
+from devtools.pack_identity import PACK_NAME  # noqa: E402
+from devtools.preview_client import parse_frame  # noqa: E402
+from devtools.server import ComfyServer  # noqa: E402
 from live_preview.image_encoding import encode_batch  # noqa: E402
 
 TARGET_SAVING = 0.5  # the fast node should save at least half of SaveImage's output time
@@ -150,7 +149,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--content", nargs="+", default=["stand-in", "smooth"], choices=["stand-in", "smooth"])
     args = p.parse_args()
-    from harness.reduced_sd15 import ensure_reduced_instaflow
+    from devtools.reduced_sd15 import ensure_reduced_instaflow
 
     model = ensure_reduced_instaflow()
     with tempfile.TemporaryDirectory(prefix="instaflow-live-bench-") as work:

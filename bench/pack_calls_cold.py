@@ -8,7 +8,7 @@ one-step prompt makes them on ComfyUI 0.3.75: InstaFlowLoader's define_schema (t
 directories), define_schema, validate_inputs, define_schema, fingerprint_inputs, then the sampler node's
 schedule (instaflow_sigmas). 1,000 model files in the folders, as in the per-prompt test.
 
-    "$INSTAFLOW_PYTHON" bench/pack_calls_cold.py [--pack DIR] [--rounds N]
+    "$INSTAFLOW_PYTHON" -m bench.pack_calls_cold [--pack DIR] [--rounds N]
 
 --pack times another checkout of the pack (e.g. a worktree of an earlier commit), for a side-by-side run.
 """
@@ -49,9 +49,8 @@ def main():
     parser.add_argument("--pack", type=Path, default=REPO, help="the pack checkout to time (default: this one)")
     parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args()
-    sys.path[:0] = [str(REPO / "tests"), str(REPO / "bench" / "device")]
-    from fixtures import CLUTTER_FILES, make_clutter  # bench/device/fixtures.py
-    from harness.comfyui_source import comfyui_path
+    from devtools.extra_models import CLUTTER_FILES, make_clutter
+    from devtools.comfyui_source import comfyui_path
 
     with tempfile.TemporaryDirectory(prefix="instaflow-cold-") as tmp:
         models = make_clutter(Path(tmp) / "models")

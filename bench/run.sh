@@ -4,4 +4,5 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/paths.sh"
 bash "$repo/scripts/bootstrap.sh" >/dev/null
-exec "$INSTAFLOW_PYTHON" "$repo/bench/run_benchmark.py" "$@"
+cd "$repo"  # the benchmark runs as a module of the repository, so it imports devtools like any package
+exec "$INSTAFLOW_PYTHON" -m bench.run_benchmark "$@"

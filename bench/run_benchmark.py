@@ -19,7 +19,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,14 +28,12 @@ from pathlib import Path
 import aiohttp
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # the server runner, workflow converter and reference live with the tests
-
-from harness.comfyui_source import comfyui_path, with_site_paths  # noqa: E402
-from harness.pack_identity import PACK_NAME  # noqa: E402
-from harness.reference_rf import ReferenceInstaFlow  # noqa: E402
-from harness.server import ComfyServer  # noqa: E402
-from harness.ui_workflow import ui_to_api  # noqa: E402
+from devtools.comfyui_source import REPO, comfyui_path
+from devtools.inprocess_comfy import InProcessComfy
+from devtools.pack_identity import PACK_NAME
+from devtools.reference_rf import ReferenceInstaFlow
+from devtools.server import ComfyServer
+from devtools.ui_workflow import ui_to_api
 
 WORKFLOW = REPO / "example_workflows" / "instaflow_one_step_txt2img.json"
 PROMPT = "A hyper-realistic photo of a cute cat, golden hour, 85mm"
@@ -76,7 +73,7 @@ def elapsed_ms(t0):
 def choose_models(args):
     if args.models is not None and (args.models / "instaflow" / REAL_MODEL / "unet").is_dir():
         return args.models, REAL_MODEL, args.models / "instaflow" / REAL_MODEL, "real InstaFlow-0.9B"
-    from harness.random_models import ensure_random_instaflow
+    from devtools.random_models import ensure_random_instaflow
 
     m = ensure_random_instaflow()
     return m.models_root, m.name, m.diffusers_dir, "random weights (full-size SD1.5 architecture)"
@@ -164,65 +161,6 @@ class ServerClient:
         self.last_images = images
         start, end = stamps.get("execution_start"), stamps.get("execution_success")
         return e2e, (end - start if start and end else float("nan"))
-
-
-class InProcessComfy:
-    """bench/comfy_inprocess.py in a subprocess: the same workflow with no HTTP, and the components."""
-
-    def __init__(self, models_root, work, comfy_args, packs=(), env=None):
-        roots = models_root if isinstance(models_root, (list, tuple)) else [models_root]
-        pack_dir = work / "custom_nodes"
-        pack_dir.mkdir()
-        for name, path in [(PACK_NAME, REPO), *packs]:
-            (pack_dir / name).symlink_to(path)
-        self.pack_dir = pack_dir / PACK_NAME
-        paths = work / "paths.yaml"
-        folders = "\n".join(f"  {k}: {k}" for k in ("checkpoints", "diffusers", "instaflow", "perflow", "vae", "vae_approx",
-                                                    "embeddings", "loras", "controlnet"))
-        sections = [f"bench{i}:\n  base_path: {root}\n{folders}\n" for i, root in enumerate(roots)]
-        paths.write_text("".join(sections) + f"bench_nodes:\n  custom_nodes: {pack_dir}\n")
-        (work / "output").mkdir()
-        self.log = work / "inprocess.log"
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "bench" / "comfy_inprocess.py"), "--comfyui", str(comfyui_path()),
-             "--pack", str(pack_dir), "--paths-config", str(paths), "--output", str(work / "output"), "--",
-             *comfy_args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
-            cwd=str(comfyui_path()), env=with_site_paths(os.environ if env is None else env))
-        self._started, self.start_seconds, self.ready = t0, None, None
-
-    def wait_ready(self):
-        """Blocks until ComfyUI is imported and the pack loaded in the worker; returns the seconds since launch."""
-        if self.ready is None:
-            self.ready = self.ask(cmd="ping")
-            self.start_seconds = time.perf_counter() - self._started
-        return self.start_seconds
-
-    def ask(self, **msg):
-        try:
-            self.proc.stdin.write(json.dumps(msg) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except BrokenPipeError:
-            line = ""
-        if not line:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-            raise RuntimeError(f"the in-process ComfyUI worker died:\n{tail}")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(f"in-process worker: {reply['error']}")
-        return reply
-
-    def close(self):
-        if self.proc.poll() is None:  # still running: ask it to quit
-            try:
-                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=60)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait(timeout=30)
 
 
 def reference_components(ref, size, batch, seed):

@@ -57,7 +57,8 @@ _total_memory_by_device: dict = {}
 
 def _total_memory(device) -> int:
     """comfy.model_management.get_total_memory(device), asked once per device: a device's total memory does not
-    change while the process runs, and the query (psutil on CPU, a driver call on a GPU) cost 0.1-0.4 ms a prompt."""
+    change while the process runs, and the query (psutil on CPU, a driver call on a GPU) is a visible part of the
+    pack's per-prompt time (docs/performance.md)."""
     total = _total_memory_by_device.get(device)  # torch.device is hashable; str() of it costs more than the lookup
     if total is None:
         total = _total_memory_by_device[device] = comfy.model_management.get_total_memory(device)

@@ -13,16 +13,15 @@ model folders and files from other disks, and a link there was placed by whoever
 filesystem. Dangling links are not listed; directory loops end at the listing depth limit.
 
 Cost per prompt: ComfyUI asks for the listing (the loader's schema, three times) and the fingerprint on
-every prompt; a walk of a folder of 1,000 files takes 50-100 ms. So each family's listing is kept with the
-modification time of every directory its walks looked into, as ComfyUI's folder_paths keeps its file lists,
-and a later call stats those directories only (a handful for flat model folders), walking again when one
-changed (a file added, removed or renamed in it) or the configured folders changed. One prompt asks for
-the same listing five times within milliseconds, so a listing checked less than _RECHECK_SECONDS ago is
-served without the stat pass: bench/pack_calls_cold.py measured the pass at 0.04-0.07 ms a call, 0.1-0.24 ms
-a prompt, against a 1 ms target for all of the pack's code (docs/performance.md). Only the loader's menu can
-lag a change by that much; a name is checked afresh before it is refused. Two safeguards beyond folder_paths: a walk that saw a directory modified within the
-last _RACY_SECONDS is not trusted (coarse timestamps could hide a change made in the same tick), and a name
-that is not in the listing, or whose file or folder has gone, is looked up by a fresh walk before it is refused.
+every prompt, and a walk of a big model folder takes tens of milliseconds. So each family's listing is kept
+with the modification time of every directory its walks looked into, as ComfyUI's folder_paths keeps its file
+lists, and a later call stats those directories only, walking again when one changed or the configured
+folders changed. One level of cache, plus one measured need (bench/pack_calls_cold.py, docs/performance.md):
+a listing checked less than _RECHECK_SECONDS ago is served without the stat pass, since one prompt asks for it
+five times within milliseconds; only the loader's menu can lag a change by that much. Two safeguards beyond
+folder_paths: a walk that saw a directory modified within the last _RACY_SECONDS is not trusted (coarse
+timestamps could hide a change made in the same tick), and a name that is not in the listing, or whose file
+or folder has gone, is looked up by a fresh walk before it is refused.
 """
 from __future__ import annotations
 

@@ -2,9 +2,8 @@
 
 ComfyUI calls a versioned-schema node's define_schema whenever it needs the node's inputs: in a warm
 one-step prompt on 0.3.75, three times for the loader and five for the sampler (validation, input
-types, fingerprint, execution). The sampler's five builds cost 0.16-0.17 ms per prompt on the 2-core
-test CPU (bench/pack_meter.py), about a tenth of the pack's time; kept, 0.016 ms. ComfyUI's finalize()
-only adds what is missing (hidden inputs, output ids), so handing it the same Schema again is safe.
+types, fingerprint, execution); building it each time was a tenth of the pack's time per prompt
+(docs/performance.md). ComfyUI's finalize() only adds what is missing (hidden inputs, output ids), so handing it the same Schema again is safe.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ fi
 py="$venv/bin/python"
 
 # The venv gets the newest tree's requirements; an older tree (INSTAFLOW_COMFYUI) gets an overlay.
-comfy="$(INSTAFLOW_COMFYUI= "$py" "$repo/tests/harness/comfyui_source.py" tree)"
+comfy="$(INSTAFLOW_COMFYUI= "$py" "$repo/devtools/comfyui_source.py" tree)"
 
 # ComfyUI's requirements minus the torch family, which tests/requirements.txt pins.
 reqs="$cache/comfyui-requirements.txt"
@@ -51,7 +51,7 @@ if [ -z "${INSTAFLOW_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; th
   fi
 fi
 if [ -n "${INSTAFLOW_COMFYUI:-}${INSTAFLOW_FRONTEND:-}" ]; then
-  comfy="$("$py" "$repo/tests/harness/comfyui_source.py" | tr '\n' ' ')"
+  comfy="$("$py" "$repo/devtools/comfyui_source.py" | tr '\n' ' ')"
 fi
 echo "venv: $venv"
 echo "comfyui: $comfy"

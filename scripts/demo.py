@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # the server runner and workflow converter live with the tests
 
-import hub_download  # noqa: E402  (scripts/, next to this file)
-from harness.comfyui_source import cache_root  # noqa: E402
-from harness.pack_identity import PACK_NAME  # noqa: E402
-from harness.server import ComfyServer  # noqa: E402
-from harness.ui_workflow import ui_to_api  # noqa: E402
+from scripts import hub_download
+from devtools.comfyui_source import cache_root  # noqa: E402
+from devtools.pack_identity import PACK_NAME  # noqa: E402
+from devtools.server import ComfyServer  # noqa: E402
+from devtools.ui_workflow import ui_to_api  # noqa: E402
 
 HUB_REPO = "XCLiu/instaflow_0_9B_from_sd_1_5"
 MODEL_NAME = "instaflow_0_9B_from_sd_1_5"
@@ -48,7 +46,7 @@ def choose_model(args) -> tuple[Path, str, bool]:
     real = args.models / "instaflow" / MODEL_NAME
     if hub_download.has_verified_layout(real):
         return args.models, MODEL_NAME, True
-    from harness.random_models import ensure_random_instaflow
+    from devtools.random_models import ensure_random_instaflow
 
     random_model = ensure_random_instaflow()
     return random_model.models_root, random_model.name, False

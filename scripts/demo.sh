@@ -4,4 +4,5 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/paths.sh"
 bash "$repo/scripts/bootstrap.sh" >/dev/null
-exec "$INSTAFLOW_PYTHON" "$repo/scripts/demo.py" "$@"
+cd "$repo"  # run as a module of the repository, so it imports devtools like any package
+exec "$INSTAFLOW_PYTHON" -m scripts.demo "$@"

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import struct
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -26,9 +25,7 @@ os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # our own progress lines work in logs and pipes too
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from model_loaders.diffusers_folder import REQUIRED_PARTS, weight_name_choice  # noqa: E402
+from model_loaders.diffusers_folder import REQUIRED_PARTS, weight_name_choice  # noqa: E402 - after the hub settings
 
 INDEX_FILE = "model_index.json"
 

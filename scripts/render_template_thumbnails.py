@@ -6,7 +6,7 @@ ComfyUI serves) in Chromium, with the template's name and settings as a caption.
 the test models have random weights, and a picture of their output would be noise passed off as a result.
 
     bash scripts/test.sh --co -q >/dev/null   # (any command that builds the environment once)
-    ~/.cache/comfyui-instaflow/venv/bin/python scripts/render_template_thumbnails.py [--only NAME ...]
+    ~/.cache/comfyui-instaflow/venv/bin/python -m scripts.render_template_thumbnails [--only NAME ...]
 
 Needs the test environment (ComfyUI, Playwright, Debian's chromium); no model files (the missing-models dialog
 is switched off for the rendering). Run it again after changing a template.
@@ -22,11 +22,10 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
-from harness.browser import ComfyPage, launch_chromium  # noqa: E402
-from harness.pack_identity import PACK_NAME  # noqa: E402
-from harness.server import ComfyServer  # noqa: E402
+from devtools.browser import ComfyPage, launch_chromium  # noqa: E402
+from devtools.pack_identity import PACK_NAME  # noqa: E402
+from devtools.server import ComfyServer  # noqa: E402
 
 EXAMPLES = REPO / "example_workflows"
 SIZE = 512  # the saved thumbnail (square, as the template browser's cards are)

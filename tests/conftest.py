@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.comfyui_source import comfyui_path
-from harness.memory_watch import MemoryWatch
-from harness.module_clock import ModuleClock
-from harness.pack_identity import PACK_NAME
-from harness.server import ComfyServer
-from harness.server_work import server_work
+from devtools.comfyui_source import comfyui_path
+from devtools.memory_watch import MemoryWatch
+from devtools.module_clock import ModuleClock
+from devtools.pack_identity import PACK_NAME
+from devtools.server import ComfyServer
+from devtools.server_work import server_work
 
 MEMORY = MemoryWatch()
 CLOCK = ModuleClock()
@@ -38,16 +38,16 @@ def comfyui_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def instaflow_models():
-    from harness.random_models import ensure_random_instaflow  # written separately; import lazily
+    from devtools.random_models import ensure_random_instaflow  # written separately; import lazily
 
     return ensure_random_instaflow()
 
 
 @pytest.fixture(scope="session")
 def reduced_instaflow():
-    """A reduced SD1.5 stand-in (a tenth of the UNet, loadable as a single file; harness/reduced_sd15.py) for
+    """A reduced SD1.5 stand-in (a tenth of the UNet, loadable as a single file; devtools/reduced_sd15.py) for
     the modules whose behaviour does not depend on the UNet's size. Reads like instaflow_models."""
-    from harness.reduced_sd15 import ensure_reduced_instaflow
+    from devtools.reduced_sd15 import ensure_reduced_instaflow
 
     return ensure_reduced_instaflow()
 
@@ -62,8 +62,8 @@ MODEL_FIXTURES = ["instaflow_models", "reduced_instaflow"]
 def reduced_controlnet(reduced_instaflow):
     """A random SD1.5 ControlNet made from the reduced stand-in's UNet, in the LDM layout ComfyUI loads at any
     size (.file, .name prefixed "reduced-", .diffusers_dir for the reference). Its full-size twin
-    (harness/random_controlnet.py ensure_random_controlnet) serves the device check on a GPU."""
-    from harness.random_controlnet import ensure_reduced_controlnet
+    (devtools/random_controlnet.py ensure_random_controlnet) serves the device check on a GPU."""
+    from devtools.random_controlnet import ensure_reduced_controlnet
 
     return ensure_reduced_controlnet(reduced_instaflow)
 
@@ -71,8 +71,8 @@ def reduced_controlnet(reduced_instaflow):
 @pytest.fixture(scope="session")
 def reduced_loras(reduced_instaflow):
     """Random SD1.5 LoRAs for the reduced stand-in (.kohya, .diffusers files in loras/, names prefixed "reduced-").
-    Their full-size twins (harness/random_lora.py ensure_random_loras) serve the device check on a GPU."""
-    from harness.random_lora import ensure_reduced_loras
+    Their full-size twins (devtools/random_lora.py ensure_random_loras) serve the device check on a GPU."""
+    from devtools.random_lora import ensure_reduced_loras
 
     return ensure_reduced_loras(reduced_instaflow)
 
@@ -80,7 +80,7 @@ def reduced_loras(reduced_instaflow):
 @pytest.fixture(scope="session")
 def weight_delta_models(instaflow_models):
     """Stand-in "finetune" and "SD1.5 base" single-file checkpoints (.finetune, .base)."""
-    from harness.random_weight_delta import ensure_random_weight_delta
+    from devtools.random_weight_delta import ensure_random_weight_delta
 
     return ensure_random_weight_delta(instaflow_models)
 
@@ -88,7 +88,7 @@ def weight_delta_models(instaflow_models):
 @pytest.fixture(scope="session")
 def reduced_weight_delta(reduced_instaflow):
     """The same stand-ins made from the reduced SD1.5 stand-in (names prefixed "reduced-")."""
-    from harness.random_weight_delta import ensure_reduced_weight_delta
+    from devtools.random_weight_delta import ensure_reduced_weight_delta
 
     return ensure_reduced_weight_delta(reduced_instaflow)
 
@@ -98,8 +98,8 @@ MODEL_FIXTURES += ["reduced_controlnet", "reduced_loras", "weight_delta_models",
 
 @pytest.fixture(scope="session")
 def robustness_models(reduced_instaflow):
-    """Broken, foreign and hostile model files (tests/harness/robustness_models.py)."""
-    from harness.robustness_models import ensure_robustness_models
+    """Broken, foreign and hostile model files (devtools/robustness_models.py)."""
+    from devtools.robustness_models import ensure_robustness_models
 
     return ensure_robustness_models(reduced_instaflow.single_file)
 
@@ -107,7 +107,7 @@ def robustness_models(reduced_instaflow):
 @pytest.fixture(scope="session")
 def scratch_models(tmp_path_factory):
     """An empty, writable models root that tests fill while the server runs (links, replaced files)."""
-    from harness.scratch_models import ScratchModels
+    from devtools.scratch_models import ScratchModels
 
     return ScratchModels.create(tmp_path_factory.mktemp("scratch_models"))
 
@@ -117,8 +117,8 @@ MODEL_FIXTURES += ["robustness_models", "scratch_models"]
 
 @pytest.fixture(scope="session")
 def sdxl_refiner_models():
-    """A random-weight SDXL-refiner stand-in checkpoint (tests/harness/random_sdxl_refiner.py)."""
-    from harness.random_sdxl_refiner import ensure_random_sdxl_refiner
+    """A random-weight SDXL-refiner stand-in checkpoint (devtools/random_sdxl_refiner.py)."""
+    from devtools.random_sdxl_refiner import ensure_random_sdxl_refiner
 
     return ensure_random_sdxl_refiner()
 
@@ -128,8 +128,8 @@ MODEL_FIXTURES += ["sdxl_refiner_models"]
 
 @pytest.fixture(scope="session")
 def tiny_foreign_model():
-    """A tiny, loadable SD3-architecture diffusion model (tests/harness/tiny_foreign_model.py)."""
-    from harness.tiny_foreign_model import ensure_tiny_sd3
+    """A tiny, loadable SD3-architecture diffusion model (devtools/tiny_foreign_model.py)."""
+    from devtools.tiny_foreign_model import ensure_tiny_sd3
 
     return ensure_tiny_sd3()
 
@@ -140,7 +140,7 @@ MODEL_FIXTURES += ["tiny_foreign_model"]
 @pytest.fixture(scope="session")
 def perflow_sd15_models(instaflow_models):
     """A PeRFlow SD1.5 diffusers folder in perflow/ and the same as a single file in checkpoints/ (.folder, .name, .single_file)."""
-    from harness.random_perflow_sd15 import ensure_random_perflow_sd15
+    from devtools.random_perflow_sd15 import ensure_random_perflow_sd15
 
     return ensure_random_perflow_sd15(instaflow_models)
 
@@ -149,7 +149,7 @@ def perflow_sd15_models(instaflow_models):
 def reduced_perflow_sd15(reduced_instaflow):
     """The PeRFlow SD1.5 recipe on the reduced stand-in: a single file in checkpoints/ (.name, .single_file) and
     the reference's diffusers folder (.folder)."""
-    from harness.random_perflow_sd15 import ensure_reduced_perflow_sd15
+    from devtools.random_perflow_sd15 import ensure_reduced_perflow_sd15
 
     return ensure_reduced_perflow_sd15(reduced_instaflow)
 
@@ -157,7 +157,7 @@ def reduced_perflow_sd15(reduced_instaflow):
 @pytest.fixture(scope="session")
 def perflow_delta_models(instaflow_models):
     """Random perflow-sd15-delta-weights stand-in in perflow/ (.folder, .name, .variant_file(v), .single_file)."""
-    from harness.random_perflow_delta import ensure_random_perflow_delta
+    from devtools.random_perflow_delta import ensure_random_perflow_delta
 
     return ensure_random_perflow_delta(instaflow_models)
 
@@ -166,15 +166,15 @@ def perflow_delta_models(instaflow_models):
 def reduced_perflow_delta(reduced_instaflow):
     """The same delta for the reduced stand-in: LDM-layout files in perflow/ (.name, .single_file) and the
     reference's diffusers folder (.folder, .variant_file(v))."""
-    from harness.random_perflow_delta import ensure_reduced_perflow_delta
+    from devtools.random_perflow_delta import ensure_reduced_perflow_delta
 
     return ensure_reduced_perflow_delta(reduced_instaflow)
 
 
 @pytest.fixture(scope="session")
 def perflow_sdxl_models():
-    """An SDXL-architecture PeRFlow diffusers folder stand-in in perflow/ (tests/harness/random_perflow_sdxl.py)."""
-    from harness.random_perflow_sdxl import ensure_random_perflow_sdxl
+    """An SDXL-architecture PeRFlow diffusers folder stand-in in perflow/ (devtools/random_perflow_sdxl.py)."""
+    from devtools.random_perflow_sdxl import ensure_random_perflow_sdxl
 
     return ensure_random_perflow_sdxl()
 
@@ -272,7 +272,7 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter):
     """Print the figures tests measured (ours vs reference, broken variants), for notes and CI logs."""
-    from harness.measurements import RECORDED
+    from devtools.measurements import RECORDED
 
     if RECORDED:
         terminalreporter.section("measured: |ours - reference| per graph")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.comparison import TOLERANCE, comfy_noise, record_difference
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
-from harness.ui_workflow import ui_to_api
+from devtools.comparison import TOLERANCE, comfy_noise, record_difference
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.ui_workflow import ui_to_api
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_workflows" / "instaflow_2rf_multistep.json"
 SIZE = 64

@@ -1,7 +1,7 @@
 """Broken, foreign, hostile and out-of-bounds model files: a clear error naming the file, nothing executed.
 
-Every case runs on the real server (the broken files come from tests/harness/robustness_models.py)
-and ends by running the next valid prompt (on the reduced SD1.5 stand-in, harness/reduced_sd15.py: the
+Every case runs on the real server (the broken files come from devtools/robustness_models.py)
+and ends by running the next valid prompt (on the reduced SD1.5 stand-in, devtools/reduced_sd15.py: the
 prompt shows the server is usable, and costs a seventh of a full-size one). The name resolver's own defences (names that leave the
 model folders, symlinks, link loops) are also tested directly, in a subprocess with ComfyUI's
 folder_paths pointed at temporary folders, because ComfyUI's prompt validation never lets such names
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import robustness_models as rm
-from harness.graphs import Graph
-from harness.object_info import combo_options
-from harness.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
-from harness.server import PromptFailed
-from harness.server_checks import assert_next_prompt_succeeds, failure, names_a_value_not_offered, rejection
+from devtools import robustness_models as rm
+from devtools.graphs import Graph
+from devtools.object_info import combo_options
+from devtools.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
+from devtools.server import PromptFailed
+from devtools.server_checks import assert_next_prompt_succeeds, failure, names_a_value_not_offered, rejection
 
 # Also runs on the oldest supported ComfyUI (.ci/run).
 pytestmark = pytest.mark.oldest
@@ -159,7 +159,7 @@ def resolver_results(comfyui_dir: Path, roots: dict[str, Path], names: list[str]
     """Lists and resolves `names` with model_loaders.model_folders, folder_paths pointing at `roots`."""
     script = textwrap.dedent(f"""
         import json, sys
-        sys.path[:0] = [{str(comfyui_dir)!r}, {str(REPO_ROOT)!r}]
+        sys.path.insert(0, {str(comfyui_dir)!r})
         import folder_paths
         for key, path in {json.dumps({k: str(v) for k, v in roots.items()})}.items():
             folder_paths.folder_names_and_paths[key] = ([path], set(folder_paths.supported_pt_extensions))

@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from harness.graphs import Graph, decode_and_save
-from harness.measurements import record
-from harness.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
-from harness.server_checks import assert_next_prompt_succeeds, failure, rejection
+from devtools.graphs import Graph, decode_and_save
+from devtools.measurements import record
+from devtools.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
+from devtools.server_checks import assert_next_prompt_succeeds, failure, rejection
 
 
 def sampler_id(g: Graph) -> str:

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness.browser import CHROMIUM, VIEWPORT, ComfyPage, launch_chromium, screenshot_dir
-from harness.conversion_corpus import cases as corpus_cases, new_node_ids, renumbered
-from harness.template_models import StandIns, declared_models, linked_template_models
-from harness.measurements import record
-from harness.pack_identity import PACK_NAME
+from devtools.browser import CHROMIUM, VIEWPORT, ComfyPage, launch_chromium, screenshot_dir
+from devtools.conversion_corpus import cases as corpus_cases, new_node_ids, renumbered
+from devtools.template_models import StandIns, declared_models, linked_template_models
+from devtools.measurements import record
+from devtools.pack_identity import PACK_NAME
 from workflow_conversion.convert_api import convert_api_workflow, load_rules
 
 pytestmark = pytest.mark.browser
@@ -306,7 +306,7 @@ def convert_corpus_case(page: ComfyPage, case) -> list[str]:
         return [f"{case.name}: the frontend exports, from the loaded graph, {graph_differences(loaded, case.input)}"]
     lines = page.evaluate("async (preset) => InstaFlow.reportLines(await InstaFlow.runConversion(preset))", case.preset)
     exported = strip_titles(page.api_prompt())
-    # New nodes compared under the expected ids (harness/conversion_corpus.py: renumbered says why they may differ).
+    # New nodes compared under the expected ids (devtools/conversion_corpus.py: renumbered says why they may differ).
     exported, lines = renumbered(exported, lines, dict(zip(new_node_ids(exported, case.input),
                                                            new_node_ids(case.expected, case.input))))
     problems = []
@@ -476,7 +476,7 @@ USERS_OWN_FILES = {"loras / my_sd15_style_lora.safetensors"}
 
 def test_without_the_models_each_template_opens_the_missing_models_dialog_with_its_files(comfy_page):
     """A new user's state: ComfyUI's missing-models report (the dialog up to 1.32, the Errors tab from 1.48; see
-    harness/browser.py) lists exactly the declared files (folder / name, Hugging Face URL), each downloadable (no
+    devtools/browser.py) lists exactly the declared files (folder / name, Hugging Face URL), each downloadable (no
     "invalid directory", no refused source or suffix); templates loading a folder show none."""
     page = comfy_page
     shown = 0

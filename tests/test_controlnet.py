@@ -1,10 +1,10 @@
 """Stock ControlNet nodes on an InstaFlow model equal the official InstaFlow ControlNet loop.
 
 Graphs use stock ControlNetLoader + LoadImage + ControlNetApplyAdvanced (or the older ControlNetApply)
-on the reduced SD1.5 stand-in (tests/harness/reduced_sd15.py; what is tested is how ComfyUI feeds a
+on the reduced SD1.5 stand-in (devtools/reduced_sd15.py; what is tested is how ComfyUI feeds a
 ControlNet, not the UNet's size), with a random ControlNet made from its UNet and written in the LDM
-layout of the published SD1.5 ControlNet files (tests/harness/random_controlnet.py,
-ensure_reduced_controlnet). The reference (tests/harness/reference_controlnet.py, diffusers modules
+layout of the published SD1.5 ControlNet files (devtools/random_controlnet.py,
+ensure_reduced_controlnet). The reference (devtools/reference_controlnet.py, diffusers modules
 only) mirrors code/pipeline_rf_ctrl.py: the ControlNet sees the UNet's float timestep (sigma * 1000)
 and raw latents, its residuals feed the UNet. Tolerance: mean absolute pixel difference within 2/255;
 measured on the reduced model 0.0002/255 or less, and the broken variants miss by 9.8/255 or more
@@ -18,12 +18,12 @@ Control windows: ComfyUI turns start/end_percent into sigmas with the model's pe
 import numpy as np
 import pytest
 
-from harness.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, mean_abs_difference, record_difference
-from harness.control_image import depth_like_image
-from harness.graphs import Graph, decode_and_save, encode
-from harness.input_images import put_input_image
-from harness.reference_controlnet import ReferenceInstaFlowControlNet
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, mean_abs_difference, record_difference
+from devtools.control_image import depth_like_image
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.input_images import put_input_image
+from devtools.reference_controlnet import ReferenceInstaFlowControlNet
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
 
 SEED = 2468
 SIZE = 64

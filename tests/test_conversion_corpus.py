@@ -1,4 +1,4 @@
-"""The converter corpus (tests/conversion_corpus/, described in harness/conversion_corpus.py) on the Python converter,
+"""The converter corpus (tests/conversion_corpus/, described in devtools/conversion_corpus.py) on the Python converter,
 the reference: for every case, the converted graph and the report lines are the expected ones, and each case's
 essential result holds as stated here. tests/test_browser.py runs the frontend command on the same cases.
 """
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.conversion_corpus import case_names, load_case, new_node_ids
+from devtools.conversion_corpus import case_names, load_case, new_node_ids
 from workflow_conversion.convert_api import convert_api_workflow
 
 from test_convert_workflow import comfyui_default_api_workflow
@@ -35,7 +35,7 @@ def only_changes(before: dict, after: dict, changed: set[str]) -> None:
 def test_each_case_converts_to_its_expected_graph_and_report(name):
     case = load_case(name)
     assert case.expected is not None and case.report is not None, \
-        f"{name}: run `python tests/conversion_corpus/write_expected.py {name}` and review the result"
+        f"{name}: run `python -m devtools.conversion_corpus {name}` and review the result"
     graph, report = convert_api_workflow(case.input, case.preset)
     assert graph == case.expected
     assert report.lines() == case.report

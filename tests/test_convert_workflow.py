@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.comparison import TOLERANCE, record_difference
+from devtools.comparison import TOLERANCE, record_difference
 from flow_math.flows.perflow import FAMILY as PERFLOW
 from workflow_conversion.conversion_rules import rules_text
 from workflow_conversion.convert_api import RULES_PATH, ConversionError, convert_api_workflow, load_rules, preset_rules

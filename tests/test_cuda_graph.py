@@ -16,7 +16,7 @@ import torch
 
 from acceleration.comfyui_cuda_graph import cuda_graph_wrapper, weights_identity, why_eager
 from acceleration.cuda_graph_cache import ExactGraphCache
-from harness.graphs import Graph, decode_and_save, encode
+from devtools.graphs import Graph, decode_and_save, encode
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,10 +1,10 @@
 """`scripts/demo.sh --download` end to end, against a fake Hugging Face hub on loopback.
 
-The fake hub (harness/fake_hub.py) serves XCLiu/instaflow_0_9B_from_sd_1_5 with the file layout of a
+The fake hub (devtools/fake_hub.py) serves XCLiu/instaflow_0_9B_from_sd_1_5 with the file layout of a
 diffusers SD1.5 pipeline repository as published (model_index.json, unet/, text_encoder/, vae/ with both
 .safetensors and .bin weights, tokenizer/, scheduler/, safety_checker/, feature_extractor/, README.md),
 filled with a small random model, and the demo reaches it through the hub client's endpoint variable
-(HF_ENDPOINT). The demo runs with the test audit hook (harness/audit_hook), which refuses and records any
+(HF_ENDPOINT). The demo runs with the test audit hook (devtools/audit_hook), which refuses and records any
 connection or name lookup that is not loopback. The exact file list of the real repository is not checked
 from here; the layout is the standard one the hub tags as diffusers + safetensors.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.fake_hub import FakeHub
+from devtools.fake_hub import FakeHub
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOOK_DIR = REPO_ROOT / "tests" / "harness" / "audit_hook"
+HOOK_DIR = REPO_ROOT / "devtools" / "audit_hook"
 REPO_ID = "XCLiu/instaflow_0_9B_from_sd_1_5"
 MODEL_NAME = "instaflow_0_9B_from_sd_1_5"
 UNET = "unet/diffusion_pytorch_model.safetensors"

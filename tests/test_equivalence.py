@@ -1,19 +1,19 @@
-"""Our ComfyUI graphs equal the official InstaFlow math (tests/harness/reference_rf.py).
+"""Our ComfyUI graphs equal the official InstaFlow math (devtools/reference_rf.py).
 
 Each test runs a real graph on the real server and compares the saved 8-bit image with the reference
 computed by diffusers modules from the same weights, prompt and noise (ComfyUI's seeded CPU noise).
 InstaFlowLoader on a diffusers folder, as users download it, runs on the full-size random SD1.5 model
 (ComfyUI converts a diffusers UNet only at the published configurations); the other graphs load a single
-file, which ComfyUI reads at any size, and run on the reduced stand-in (harness/reduced_sd15.py, about 7x
+file, which ComfyUI reads at any size, and run on the reduced stand-in (devtools/reduced_sd15.py, about 7x
 cheaper per UNet call). Tolerance: mean absolute pixel difference within 2/255. The last tests break one
 part of the convention and must fail by a wide margin.
 """
 import numpy as np
 import pytest
 
-from harness.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
 
 # Also runs on the oldest supported ComfyUI (.ci/run).
 pytestmark = pytest.mark.oldest

@@ -2,12 +2,14 @@
 
 Every model file a template loads from a stock folder is declared on its loader (`properties.models`),
 so ComfyUI's missing-models dialog can offer it. The server tests put random test models under those
-exact names (harness/template_models.py), so the templates run as saved, apart from a smaller latent.
-SD1.5 stand-ins are the reduced ones (harness/reduced_sd15.py): a template must run and save an image here;
+exact names (devtools/template_models.py), so the templates run as saved, apart from a smaller latent.
+SD1.5 stand-ins are the reduced ones (devtools/reduced_sd15.py): a template must run and save an image here;
 the equivalence modules check what it computes. Templates that load a diffusers folder (InstaFlowLoader /
 PeRFlowLoader) get the reduced single file instead (both loaders take single files), or for SDXL the random
 PeRFlow SDXL folder.
 """
+import asyncio
+import io
 import json
 import re
 from pathlib import Path
@@ -16,11 +18,13 @@ import conftest
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from harness.input_images import input_picture, put_input_image
-from harness.object_info import combo_options
-from harness.template_models import StandIns, all_declared_models, declared_models, linked_template_models
-from harness.ui_workflow import VIRTUAL_NODES, ui_to_api
+from devtools.input_images import input_picture, put_input_image
+from devtools.object_info import combo_options
+from devtools.preview_client import run_prompt_collecting_previews
+from devtools.template_models import StandIns, all_declared_models, declared_models, linked_template_models
+from devtools.ui_workflow import VIRTUAL_NODES, ui_to_api
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
@@ -331,9 +335,18 @@ def test_example_workflow_runs_and_saves_an_image(comfy_server, reduced_instaflo
     object_info = comfy_server.object_info()
     prompt = with_test_models(ui_to_api(workflow, object_info), server=comfy_server, lora_name=reduced_loras.kohya.name,
                               folder_stand_ins=folder_stand_ins(object_info, reduced_instaflow, reduced_perflow_sd15))
-    outputs = comfy_server.run(prompt, timeout=600)
     saved = [node_id for node_id, node in prompt.items() if node["class_type"] == "SaveImage"]
-    assert saved, f"{path.name} has no SaveImage node"
+    live = [node_id for node_id, node in prompt.items() if node["class_type"] == "InstaFlowLivePreview"]
+    assert saved or live, f"{path.name} has no SaveImage or Live Preview node"
+    if not saved:  # the live template: its image goes over the websocket to the client that queued it, as a preview
+        run = asyncio.run(run_prompt_collecting_previews(comfy_server.url, prompt, timeout_s=600))
+        assert run.error is None, run.error
+        frames = {frame.metadata["node_id"]: frame for frame in run.frames["queuer"]}
+        for node_id in live:
+            image = np.array(Image.open(io.BytesIO(frames[node_id].image)).convert("RGB"))
+            assert image.shape == (TEST_SIZE, TEST_SIZE, 3) and image.std() > 0
+        return
+    outputs = comfy_server.run(prompt, timeout=600)
     for node_id in saved:
         images = comfy_server.images(outputs, node_id)
         assert images and all(np.isfinite(i).all() and i.std() > 0 for i in images)

@@ -12,12 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from harness import robustness_models as rm
-from harness.measurements import record
-from harness.progress_listener import ProgressListener
-from harness.robustness_graphs import instaflow_graph
-from harness.server import PromptFailed
-from harness.server_checks import assert_next_prompt_succeeds, names_a_value_not_offered, rejection
+from devtools import robustness_models as rm
+from devtools.measurements import record
+from devtools.progress_listener import ProgressListener
+from devtools.robustness_graphs import instaflow_graph
+from devtools.server import PromptFailed
+from devtools.server_checks import assert_next_prompt_succeeds, names_a_value_not_offered, rejection
 
 LOAD_PROMPTS = int(os.environ.get("INSTAFLOW_LOAD_PROMPTS", "15"))
 RSS_GROWTH_BOUND = 200 * 2**20  # bytes, over the whole run, after warm-up

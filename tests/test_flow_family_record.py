@@ -1,7 +1,7 @@
 """A flow family is one module: a throwaway third family, written as a module into a copy of the pack and
 nowhere else, registers, lists, converts and refuses the wrong family like the published two.
 
-The copy is the pack as it would be published (harness/pack_snapshot.py) plus flow_math/flows/throwaway.py;
+The copy is the pack as it would be published (devtools/pack_snapshot.py) plus flow_math/flows/throwaway.py;
 the only other step is the generated conversion rules file, rewritten by its generator as a developer would.
 The throwaway family is a rectified flow with SD3's velocity sign (denoised = x - sigma * v), made up for
 this test: what matters is that every part of the pack follows its record, not that it makes pictures.
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.graphs import Graph
-from harness.object_info import combo_options
-from harness.pack_identity import PACK_NAME
-from harness.pack_snapshot import node_class_names, snapshot_repository
-from harness.server import ComfyServer, PromptFailed
+from devtools.graphs import Graph
+from devtools.object_info import combo_options
+from devtools.pack_identity import PACK_NAME
+from devtools.pack_snapshot import node_class_names, snapshot_repository
+from devtools.server import ComfyServer, PromptFailed
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIZE = 64

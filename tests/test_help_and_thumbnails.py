@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.pack_identity import PACK_NAME
-from harness.pack_snapshot import node_class_names
+from devtools.pack_identity import PACK_NAME
+from devtools.pack_snapshot import node_class_names
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS = REPO_ROOT / "web" / "docs"

@@ -1,7 +1,7 @@
 """Image-to-image, partial denoise and inpainting with stock nodes equal InstaFlow's rectified-flow math.
 
 Graphs start from stock LoadImage + VAEEncode and run on the real server with the random-weight
-SD1.5 InstaFlow model. The reference (tests/harness/reference_img2img.py, diffusers modules only)
+SD1.5 InstaFlow model. The reference (devtools/reference_img2img.py, diffusers modules only)
 starts at (1 - s) * x0 + s * noise with x0 = VAE posterior mode * 0.18215 and integrates
 t = 1000 * s * (1 - i/N), dt = s / N. Tolerance: mean absolute pixel difference within 2/255.
 
@@ -16,11 +16,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.input_images import input_picture, put_input_image, transparent_right_half
-from harness.reference_img2img import encode_image, generate_img2img
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.input_images import input_picture, put_input_image, transparent_right_half
+from devtools.reference_img2img import encode_image, generate_img2img
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
 
 SEED = 4321
 SIZE = 64

@@ -2,18 +2,18 @@
 InstaFlowInterpolatedNoise / InstaFlowInterpolatedConditioning, on the real server.
 
 The end frames must be exactly the single-seed, single-prompt images (stock RandomNoise graphs on
-the same server), and every frame must equal the reference walk (tests/harness/reference_interpolation.py:
+the same server), and every frame must equal the reference walk (devtools/reference_interpolation.py:
 float64 slerp of ComfyUI's seeded noises, straight-line prompt embeddings, pipeline_rf.py loop).
 """
 import numpy as np
 import pytest
 import torch
 
-from harness.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, mean_abs_difference, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.reference_interpolation import frames_from_noise, interpolation_frames, slerp_noise
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
-from harness.server import PromptFailed
+from devtools.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, mean_abs_difference, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.reference_interpolation import frames_from_noise, interpolation_frames, slerp_noise
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.server import PromptFailed
 
 SIZE = 64
 FRAMES = 8

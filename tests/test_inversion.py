@@ -2,14 +2,14 @@
 
 - The explicit inversion equals the diffusers-module reference of the loop of
   yangxiaofeng/rectified_flow_prior pipeline_rf_inverse.py with the intended timestep 1000 * i / N
-  (tests/harness/reference_inversion.py), from the reference's own VAE encoding of the picture.
+  (devtools/reference_inversion.py), from the reference's own VAE encoding of the picture.
 - Round trips (invert, then regenerate with the same prompt, steps and cfg through stock
   SamplerCustomAdvanced or InstaFlowSampler) come back within ROUND_TRIP_TOLERANCE with fixed-point
   iterations, the error falling with every iteration; deliberately wrong inversions do not.
 - Editing (regenerating with another prompt) stays far closer to the reconstruction than a fresh seed.
 - Bad inputs, NaN, progress and interrupt.
 
-Figures go to the "measured" summary (harness.measurements). Several tests read one run of one graph
+Figures go to the "measured" summary (devtools.measurements). Several tests read one run of one graph
 (module fixtures); the graphs reuse node inputs so ComfyUI serves repeated parts from its cache.
 """
 import time
@@ -17,16 +17,16 @@ import time
 import numpy as np
 import pytest
 
-from harness.comparison import record_difference
-from harness.input_images import input_picture, put_input_image
-from harness.inversion_graphs import EDITED, NEGATIVE, PROMPT, InversionGraph, rms, saved_latent
-from harness.measurements import record
-from harness.progress_listener import ProgressListener
-from harness.reference_img2img import encode_image
-from harness.reference_inversion import invert_explicit
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
-from harness.server import PromptFailed
-from harness.server_checks import assert_next_prompt_succeeds, failure, rejection
+from devtools.comparison import record_difference
+from devtools.input_images import input_picture, put_input_image
+from devtools.inversion_graphs import EDITED, NEGATIVE, PROMPT, InversionGraph, rms, saved_latent
+from devtools.measurements import record
+from devtools.progress_listener import ProgressListener
+from devtools.reference_img2img import encode_image
+from devtools.reference_inversion import invert_explicit
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.server import PromptFailed
+from devtools.server_checks import assert_next_prompt_succeeds, failure, rejection
 
 SIZE = 64
 CFG = 1.5

@@ -1,5 +1,6 @@
 """The pack's layers run one way: torch-only math -> ComfyUI glue -> thin nodes."""
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,31 @@ def test_shipped_files_cite_no_document_outside_the_repository():
         for file in files:
             text = file.read_text(errors="ignore")
             assert "REFERENCE.md" not in text and "shared/" not in text, f"{file.relative_to(REPO)} cites an outside document"
+
+
+DEV_FOLDERS = ["devtools", "bench", "scripts", "tests"]
+
+
+def test_pack_code_imports_no_dev_tools():
+    for part in SHIPPED:
+        for path in [p for p in _python_files(part) if p.suffix == ".py"]:
+            bad = {m for m in _imported_modules(path) if m.split(".")[0] in DEV_FOLDERS}
+            assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def test_tests_import_no_benchmark_code():
+    # what both need lives in devtools/, which both import as a package
+    for path in _python_files("tests") + _python_files("devtools"):
+        bad = {m for m in _imported_modules(path) if m.split(".")[0] == "bench" and m != "bench.device.bench_nodes"}
+        assert not bad, f"{path.relative_to(REPO)} imports {bad}"
+
+
+def test_dev_tools_put_no_repository_folder_on_the_import_path():
+    # They run as modules of the repository (pytest's pythonpath, `python -m bench.x`), so none edits sys.path to
+    # reach another folder of it; the only edits left put a ComfyUI tree first (ComfyUI is not an installed package).
+    repository_words = ("REPO", "HERE", "__file__", '"tests"', '"bench"', '"devtools"')
+    for part in DEV_FOLDERS:
+        for path in _python_files(part):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"sys\.path(\.insert|\.append|\[)", line) and any(word in line for word in repository_words):
+                    raise AssertionError(f"{path.relative_to(REPO)}:{number} puts a repository folder on sys.path: {line.strip()}")

@@ -1,7 +1,7 @@
 """InstaFlowLivePreview: the batch, encoded once, reaches the client that queued the prompt as a websocket
 preview frame, decodes to SaveImage's picture within the encoder's loss, and nothing is written to disk.
 
-The bound: mean |preview - SaveImage PNG| <= 3/255 over the 8-bit pixels of harness.input_images'
+The bound: mean |preview - SaveImage PNG| <= 3/255 over the 8-bit pixels of devtools.input_images'
 256x256 picture at quality >= 50 (calibrated on it: JPEG 1.2/255 at quality 90, 2.2 at 50; WebP 1.2 and 2.0).
 A swapped channel order or a flip moves that picture by 34/255 or more, so the bound tells them apart
 (test_error_bound_fails_a_swapped_channel_order_and_a_flip).
@@ -18,9 +18,9 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.graphs import Graph
-from harness.input_images import input_picture, put_input_image
-from harness.preview_client import run_prompt_collecting_previews
+from devtools.graphs import Graph
+from devtools.input_images import input_picture, put_input_image
+from devtools.preview_client import run_prompt_collecting_previews
 from live_preview.image_encoding import encode_batch, grid_shape, tiled_uint8_chw
 from live_preview.websocket_frames import legacy_frame, metadata_frame
 

@@ -1,10 +1,10 @@
 """Stock LoraLoader on an InstaFlow model equals the LoRA merged into the diffusers weights by hand.
 
-The model is the reduced SD1.5 stand-in (tests/harness/reduced_sd15.py). Two random LoRAs for it
-(tests/harness/random_lora.py, ensure_reduced_loras) cover every UNet attention projection,
+The model is the reduced SD1.5 stand-in (devtools/reduced_sd15.py). Two random LoRAs for it
+(devtools/random_lora.py, ensure_reduced_loras) cover every UNet attention projection,
 feed-forward and proj_in/proj_out layer and every text-encoder attention/MLP layer: a Kohya file
 (lora_unet_*/lora_te_*, alpha/rank = 0.5) and a diffusers-layout file. The reference
-(tests/harness/reference_lora.py) merges W += strength * alpha/rank * up @ down into the diffusers
+(devtools/reference_lora.py) merges W += strength * alpha/rank * up @ down into the diffusers
 UNet and CLIP text model as the official code/rf_lora.py does, then runs the official one-step loop.
 Tolerance: mean absolute pixel difference within 2/255.
 """
@@ -12,10 +12,10 @@ import gc
 
 import pytest
 
-from harness.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.reference_lora import merge_diffusers_lora, merge_kohya_lora
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.reference_lora import merge_diffusers_lora, merge_kohya_lora
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
 
 SEED = 1357
 SIZE = 64

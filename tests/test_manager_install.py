@@ -2,7 +2,7 @@
 
 The Manager is the pip package the ComfyUI tree's manager_requirements.txt pins (4.2.2 for 0.33.0), run by
 ComfyUI itself (--enable-manager) with its config in <user dir>/__manager/config.ini: network_mode offline,
-security_level normal, allow_git_url_install on, the server on 127.0.0.1 (harness/manager_install.py). The
+security_level normal, allow_git_url_install on, the server on 127.0.0.1 (devtools/manager_install.py). The
 pack is a snapshot of this repository served by `git daemon` on loopback. The steps, each followed by a
 fresh ComfyUI start and a look at what it shows:
 
@@ -22,7 +22,7 @@ import os
 
 import pytest
 
-from harness.manager_install import (OTHER_PACK, OTHER_PACK_NODE, ManagerScenario, installed_distributions,
+from devtools.manager_install import (OTHER_PACK, OTHER_PACK_NODE, ManagerScenario, installed_distributions,
                                      manager_pin, pack_declares, tool_problem)
 
 SCRIPT = "instaflow_convert.js"  # the pack's frontend extension, served under /extensions/<pack folder>/

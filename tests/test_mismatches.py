@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import robustness_models as rm
-from harness.graphs import Graph, encode
-from harness.object_info import combo_options
-from harness.measurements import record
-from harness.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
-from harness.server import PromptFailed
-from harness.server_checks import assert_next_prompt_succeeds, failure
+from devtools import robustness_models as rm
+from devtools.graphs import Graph, encode
+from devtools.object_info import combo_options
+from devtools.measurements import record
+from devtools.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
+from devtools.server import PromptFailed
+from devtools.server_checks import assert_next_prompt_succeeds, failure
 
 
 def image(server, graph_and_save) -> np.ndarray:

@@ -6,7 +6,7 @@ PreviewAny (a stock output node that takes anything) makes the graphs runnable w
 """
 import pytest
 
-from harness.graphs import Graph
+from devtools.graphs import Graph
 
 WARNING_KEY = "instaflow_warning"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.node_contract import contract_of
+from devtools.node_contract import contract_of
 
 pytestmark = pytest.mark.oldest
 

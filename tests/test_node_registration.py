@@ -1,7 +1,7 @@
 """What a ComfyUI user sees of the pack on a real server: nodes, lists, model names."""
 import pytest
 
-from harness.object_info import combo_options
+from devtools.object_info import combo_options
 
 # Also runs on the oldest supported ComfyUI (.ci/run).
 pytestmark = pytest.mark.oldest

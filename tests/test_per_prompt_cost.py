@@ -6,8 +6,8 @@ folder_paths does (model_loaders/model_folders.py), so a warm call stats a few d
 walking 1,000 files. These tests check that the cache never serves a stale answer (files added,
 removed, replaced, linked) and measure the cost:
 - per call, in a subprocess with ComfyUI's folder_paths (no model);
-- per whole warm prompt, in-process (bench/comfy_inprocess.py: ComfyUI's own validation and executor on
-  the reduced SD1.5 stand-in at 64x64, CPU), profiled by bench/pack_cost.py: time in pack functions
+- per whole warm prompt, in-process (devtools/comfy_inprocess.py: ComfyUI's own validation and executor on
+  the reduced SD1.5 stand-in at 64x64, CPU), profiled by devtools/pack_cost.py: time in pack functions
   and what they call, outside ComfyUI's sampling and the model calls.
 The issue's target is under 1 ms per warm prompt; CI asserts a generous bound only (shared CPUs are
 noisy) and prints the figures in the summary.
@@ -24,14 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.comfyui_source import with_site_paths
-from harness.graphs import Graph, decode_and_save, encode
-from harness.measurements import record
+from devtools.comfyui_source import with_site_paths
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.measurements import record
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO_ROOT / "bench"), str(REPO_ROOT / "bench" / "device")]
-
-from fixtures import CLUTTER_FILES, make_clutter  # noqa: E402 - bench/device/fixtures.py
+from devtools.extra_models import CLUTTER_FILES, make_clutter
 
 # The target is 1 ms of pack code per warm prompt (docs/performance.md: 0.66-0.80 ms medians on the 2-core test CPU with
 # nothing else running; 1.96 and 2.35 ms on the H200 machine before the last cuts). Shared CPUs double it, so
@@ -49,7 +47,7 @@ def run_in_comfy(comfyui_dir: Path, roots: dict[str, Path], body: str) -> dict:
     the body sets `out` (a JSON-able dict)."""
     script = textwrap.dedent(f"""
         import json, os, sys, time
-        sys.path[:0] = [{str(comfyui_dir)!r}, {str(REPO_ROOT)!r}]
+        sys.path.insert(0, {str(comfyui_dir)!r})
         import folder_paths
         for key, path in {json.dumps({k: str(v) for k, v in roots.items()})}.items():
             folder_paths.folder_names_and_paths[key] = ([path], set(folder_paths.supported_pt_extensions))
@@ -130,7 +128,7 @@ def test_an_unchanged_listing_is_the_same_object_and_a_changed_one_a_new_object(
 
 
 def test_cold_call_benchmark_times_each_call_of_a_prompt():
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "pack_calls_cold.py"), "--rounds", "2"],
+    done = subprocess.run([sys.executable, "-m", "bench.pack_calls_cold", "--rounds", "2"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300, env=with_site_paths(os.environ))
     assert done.returncode == 0, done.stderr
     line = done.stdout.strip().splitlines()[-1]
@@ -231,9 +229,9 @@ def one_step_prompt(model_name: str, size: int = 64):
 def test_warm_prompt_spends_a_few_milliseconds_at_most_in_pack_code(reduced_instaflow, tmp_path):
     """Measured without a profiler: the pack's code takes at most a few milliseconds of a warm prompt (target 1 ms).
 
-    In-process ComfyUI (bench/comfy_inprocess.py, CPU, the reduced SD1.5 stand-in at 64x64, one step, with
+    In-process ComfyUI (devtools/comfy_inprocess.py, CPU, the reduced SD1.5 stand-in at 64x64, one step, with
     1,000 clutter files in the model folders), five warm prompts that differ only in the seed, each validated
-    and executed by ComfyUI's own code. bench/pack_meter.py times them with perf_counter at every crossing
+    and executed by ComfyUI's own code. devtools/pack_meter.py times them with perf_counter at every crossing
     between ComfyUI and the pack, and charges the pack everything that runs on its side: listings and schemas
     (INPUT_TYPES), validate_inputs, fingerprints (IS_CHANGED), the sampler node's guards, the Euler loop
     outside the model calls, the final finiteness check and its sync, and the ComfyUI helpers the pack calls.
@@ -241,11 +239,11 @@ def test_warm_prompt_spends_a_few_milliseconds_at_most_in_pack_code(reduced_inst
     progress callback. The median of the five is asserted, so that one prompt preempted on a shared CPU does
     not decide. The meter adds a wrapper call per crossing (about a microsecond each, a few dozen per prompt).
 
-    Five more prompts under cProfile (bench/pack_cost.py) name the functions where the time goes (printed in
+    Five more prompts under cProfile (devtools/pack_cost.py) name the functions where the time goes (printed in
     the summary) and check the meter: every pack function the profile saw was entered through a metered
     crossing. The profiler slows every call, so its figure is an upper bound held to a generous bound only.
     """
-    from run_benchmark import InProcessComfy  # bench/run_benchmark.py
+    from devtools.inprocess_comfy import InProcessComfy
 
     clutter = make_clutter(tmp_path / "clutter")
     (tmp_path / "inprocess").mkdir()

@@ -7,11 +7,11 @@ PeRFlowDeltaWeights(delta_name, strength) -> stock KSampler euler/perflow, 4 ste
 finetune's CLIP and VAE.
 
 Stand-ins: the diffusers-layout delta folder, as users download it, is checked at full size (the finetune of
-tests/harness/random_weight_delta.py, the random delta folder of tests/harness/random_perflow_delta.py, with
+devtools/random_weight_delta.py, the random delta folder of devtools/random_perflow_delta.py, with
 v0-1 and a different v0-0: the highest-sorting variant must win). Strength, single files, the missing delta
-and the wrong variant are checked on the reduced twins (harness/reduced_sd15.py: an LDM-layout delta file, the only layout
+and the wrong variant are checked on the reduced twins (devtools/reduced_sd15.py: an LDM-layout delta file, the only layout
 in which ComfyUI reads that UNet), about 7x cheaper per UNet call. Reference:
-tests/harness/reference_perflow_delta.py. Each size's reference images are computed before its first graph
+devtools/reference_perflow_delta.py. Each size's reference images are computed before its first graph
 runs, so the reference's weights are freed while the server holds its models. Tolerance: mean absolute
 difference within 1/255. Strength 0 and the wrong variant file must miss by a wide margin.
 """
@@ -19,10 +19,10 @@ import gc
 
 import pytest
 
-from harness.comparison import comfy_noise, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.reference_perflow_delta import FinetuneWithDelta
-from harness.reference_rf import to_uint8
+from devtools.comparison import comfy_noise, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.reference_perflow_delta import FinetuneWithDelta
+from devtools.reference_rf import to_uint8
 
 SEED = 13579
 SIZE = 64

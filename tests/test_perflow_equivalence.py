@@ -1,8 +1,8 @@
 """PeRFlow graphs on the real server equal the official PeRFlow loop (SD1.5, 64x64).
 
-Reference: tests/harness/reference_perflow.py (diffusers StableDiffusionPipeline's loop with a
+Reference: devtools/reference_perflow.py (diffusers StableDiffusionPipeline's loop with a
 re-implementation of the official PeRFlowScheduler; diffusers modules only) on the random-weight PeRFlow
-SD1.5 stand-in on the reduced UNet (tests/harness/random_perflow_sd15.py, ensure_reduced_perflow_sd15);
+SD1.5 stand-in on the reduced UNet (devtools/random_perflow_sd15.py, ensure_reduced_perflow_sd15);
 the graphs load the same weights from its single file. PeRFlowLoader on a diffusers folder is checked
 on the full-size stand-in, the form ComfyUI can load as a folder.
 Same prompt, negative prompt and noise (ComfyUI's seeded CPU noise). Tolerance: mean absolute
@@ -15,11 +15,11 @@ time put in the window that ends there, InstaFlow's velocity sign): each must mi
 import numpy as np
 import pytest
 
-from harness.comparison import comfy_noise, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.reference_perflow import ReferencePeRFlowSD15
-from harness.reference_perflow_scheduler import Variant
-from harness.reference_rf import to_uint8
+from devtools.comparison import comfy_noise, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.reference_perflow import ReferencePeRFlowSD15
+from devtools.reference_perflow_scheduler import Variant
+from devtools.reference_rf import to_uint8
 
 SEED = 2024
 SIZE = 64

@@ -1,6 +1,6 @@
 """The PeRFlow test models have the layouts of the real hub repositories (no server, headers only).
 
-tests/harness/random_perflow_sd15.py, random_perflow_delta.py and random_perflow_sdxl.py describe them.
+devtools/random_perflow_sd15.py, random_perflow_delta.py and random_perflow_sdxl.py describe them.
 """
 import json
 import os
@@ -8,8 +8,8 @@ import os
 import torch
 from safetensors import safe_open
 
-from harness.random_models import UNET_CONFIG
-from harness.random_perflow_sd15 import CALIBRATION, LDM_VAE_PREFIX
+from devtools.random_models import UNET_CONFIG
+from devtools.random_perflow_sd15 import CALIBRATION, LDM_VAE_PREFIX
 
 
 def header(path) -> dict:

@@ -12,22 +12,22 @@ boundary (6 steps, strength 0.6: timesteps 625, 500, 250 from a VP-noised latent
 where the training inputs were straight-line mixes, not VP marginals): it must miss the snapped graph
 by a wide margin.
 
-Graph: stock CheckpointLoaderSimple (the reduced SD1.5 stand-in's single file, tests/harness/reduced_sd15.py, with the
+Graph: stock CheckpointLoaderSimple (the reduced SD1.5 stand-in's single file, devtools/reduced_sd15.py, with the
 plain random VAE, whose decoder suits img2img's latents of ordinary scale) + ModelSamplingPeRFlow(diff_eps)
 + LoadImage + VAEEncode + SamplerCustom (KSamplerSelect euler, PeRFlowScheduler). Reference:
-tests/harness/reference_perflow.py (img2img) on the same stand-in's reference diffusers folder, with x0 = VAE
+devtools/reference_perflow.py (img2img) on the same stand-in's reference diffusers folder, with x0 = VAE
 posterior mode * 0.18215, as ComfyUI's VAEEncode + the SD1.5 latent format give. Tolerance: mean
 absolute difference within 1/255.
 """
 import pytest
 
-from harness.comparison import comfy_noise, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.input_images import input_picture, put_input_image
-from harness.reference_img2img import encode_image
-from harness.reference_perflow import ReferencePeRFlowSD15
-from harness.reference_perflow_scheduler import official_timesteps, partial_timesteps
-from harness.reference_rf import to_uint8
+from devtools.comparison import comfy_noise, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.input_images import input_picture, put_input_image
+from devtools.reference_img2img import encode_image
+from devtools.reference_perflow import ReferencePeRFlowSD15
+from devtools.reference_perflow_scheduler import official_timesteps, partial_timesteps
+from devtools.reference_rf import to_uint8
 
 SEED = 8642
 SIZE = 64

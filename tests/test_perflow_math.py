@@ -1,6 +1,6 @@
 """PeRFlow's schedule and step in the pack's torch-only module equal the official scheduler (no ComfyUI).
 
-The official side is tests/harness/reference_perflow_scheduler.py, a re-implementation of
+The official side is devtools/reference_perflow_scheduler.py, a re-implementation of
 magic-research/piecewise-rectified-flow src/scheduler_perflow.py. Its timestep lists are pinned to
 the literal examples first, so the comparison does not rest on the re-implementation alone.
 ComfyUI's Euler update (comfy/k_diffusion/sampling.py, sample_euler without churn) is written out
@@ -9,7 +9,7 @@ here: x_next = x + (sigma_next - sigma) * (x - denoised) / sigma.
 import pytest
 import torch
 
-from harness.reference_perflow_scheduler import (
+from devtools.reference_perflow_scheduler import (
     NUM_WINDOWS,
     PREDICTION_TYPES,
     ReferencePeRFlowScheduler,

@@ -5,19 +5,19 @@ Official settings (scripts/sdxl_t2i_merged.py): StableDiffusionXLPipeline from t
 Graph: PeRFlowLoader (patches SDXL as ddim_eps) -> stock CLIPTextEncode (positive, negative) ->
 EmptyLatentImage 64x64 -> stock KSampler euler/perflow -> VAEDecode.
 
-The model is the SDXL-architecture stand-in of tests/harness/random_perflow_sdxl.py (full-size text
+The model is the SDXL-architecture stand-in of devtools/random_perflow_sdxl.py (full-size text
 encoders, a narrower UNet that ComfyUI still detects as SDXL; its docstring says what that does not
-cover). Reference: tests/harness/reference_perflow_sdxl.py, whose docstring shows that stock
+cover). Reference: devtools/reference_perflow_sdxl.py, whose docstring shows that stock
 CLIPTextEncode builds the official conditioning (both encoders' penultimate layers, bigG's pooled
 projection, size conditioning (64, 64, 0, 0, 64, 64)). Tolerance: mean absolute difference within 1/255.
 """
 import pytest
 
-from harness.comparison import comfy_noise, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.reference_perflow_scheduler import Variant
-from harness.reference_perflow_sdxl import ReferencePeRFlowSDXL
-from harness.reference_rf import to_uint8
+from devtools.comparison import comfy_noise, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.reference_perflow_scheduler import Variant
+from devtools.reference_perflow_sdxl import ReferencePeRFlowSDXL
+from devtools.reference_rf import to_uint8
 
 SEED = 4250
 SIZE = 64

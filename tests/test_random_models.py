@@ -1,5 +1,5 @@
-"""The random-weight InstaFlow random_model (harness/random_models.py) and the reference pipeline
-(harness/reference_rf.py) that the equivalence tests are built on."""
+"""The random-weight InstaFlow random_model (devtools/random_models.py) and the reference pipeline
+(devtools/reference_rf.py) that the equivalence tests are built on."""
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from harness.random_models import ensure_random_instaflow
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.random_models import ensure_random_instaflow
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
 
 PROMPT = "a photo of a cat sitting on a windowsill"
 

@@ -1,14 +1,14 @@
 """The README is the pack's front door: short, and its node reference lists exactly the nodes the pack registers.
 
 No server: the node ids are read from the sources (nodes/*.py schemas and the flow families' records), as
-tests/harness/pack_snapshot.py reads them, so this runs in the fast lane.
+devtools/pack_snapshot.py reads them, so this runs in the fast lane.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from harness.pack_snapshot import node_class_names
+from devtools.pack_snapshot import node_class_names
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"

@@ -4,8 +4,8 @@ InstaFlowLoader + InstaFlowSampler (one step) -> VAEDecode (InstaFlow's VAE) -> 
 VAEEncode (the refiner's VAE) -> stock KSampler on the refiner (CheckpointLoaderSimple,
 CLIPTextEncodeSDXLRefiner, denoise 0.3) -> VAEDecode (the refiner's VAE). Sizes 64 -> 128 px.
 
-InstaFlow is the reduced SD1.5 stand-in (tests/harness/reduced_sd15.py); the refiner is the
-random-weight stand-in of tests/harness/random_sdxl_refiner.py: ComfyUI detects
+InstaFlow is the reduced SD1.5 stand-in (devtools/reduced_sd15.py); the refiner is the
+random-weight stand-in of devtools/random_sdxl_refiner.py: ComfyUI detects
 it as SDXLRefiner (EPS, SDXL latent format, bigG text encoder) like sd_xl_refiner_1.0.safetensors;
 only its channel widths are smaller (the docstring there says why and what that changes).
 
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.comparison import TOLERANCE, record_difference
-from harness.graphs import Graph, encode
-from harness.measurements import record
-from harness.ui_workflow import ui_to_api
+from devtools.comparison import TOLERANCE, record_difference
+from devtools.graphs import Graph, encode
+from devtools.measurements import record
+from devtools.ui_workflow import ui_to_api
 
 SEED = 77
 SIZE, REFINED_SIZE = 64, 128

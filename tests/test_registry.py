@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.pack_identity import PACK_NAME
-from harness.pack_snapshot import clone, node_class_names, publishable_files, snapshot_repository
-from harness.server import ComfyServer
+from devtools.pack_identity import PACK_NAME
+from devtools.pack_snapshot import clone, node_class_names, publishable_files, snapshot_repository
+from devtools.server import ComfyServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMFY = Path(sys.executable).with_name("comfy")  # comfy-cli, installed in the test venv
@@ -123,7 +123,7 @@ def test_comfy_node_validate_passes(snapshot, tmp_path):
 # repository tracks is the pack at run time (code, web files, templates and their thumbnails, help pages,
 # licence, metadata), so the zip must hold every such file; a pattern added to .comfyignore that catches
 # one of them is a broken release.
-DEVELOPMENT_FOLDERS = {"tests", "bench", "scripts", "demo_output", ".ci", ".github"}
+DEVELOPMENT_FOLDERS = {"tests", "devtools", "bench", "scripts", "demo_output", ".ci", ".github"}
 GIT_FILES = {".comfyignore", ".gitignore", ".gitattributes"}
 
 
@@ -150,7 +150,7 @@ def test_published_zip_holds_the_pack_and_not_the_tests(snapshot, tmp_path):
                    "web/docs/InstaFlowLoader.md", "web/docs/PeRFlowLoader.md",
                    "example_workflows/instaflow_one_step_txt2img_split_files.jpg"]:
         assert needed in names, needed
-    left_out = sorted(n for n in names if n.split("/")[0] in {"tests", "bench", "scripts", "demo_output", ".ci"})
+    left_out = sorted(n for n in names if n.split("/")[0] in DEVELOPMENT_FOLDERS)
     assert not left_out, left_out
     assert zip_problems(snapshot, snapshot / "node.zip") == {"missing": [], "development": []}
 

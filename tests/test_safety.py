@@ -1,6 +1,6 @@
 """The pack makes no network request and writes no file, at import or at run time.
 
-A dedicated server runs with a test-only sitecustomize (tests/harness/audit_hook) that records every
+A dedicated server runs with a test-only sitecustomize (devtools/audit_hook) that records every
 Python-level network call and file write of the server process with its stack, and refuses any
 network access beyond loopback. The server loads only our pack, lists its models, runs our loader,
 sampler, scheduler and model patch, and fails on a broken file. Then: no network call and no file
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import robustness_models as rm
-from harness.measurements import record
-from harness.pack_identity import PACK_NAME
-from harness.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
-from harness.server import ComfyServer
-from harness.server_checks import assert_next_prompt_succeeds, failure
+from devtools import robustness_models as rm
+from devtools.measurements import record
+from devtools.pack_identity import PACK_NAME
+from devtools.robustness_graphs import checkpoint_ksampler_graph, instaflow_graph
+from devtools.server import ComfyServer
+from devtools.server_checks import assert_next_prompt_succeeds, failure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOOK_DIR = Path(__file__).resolve().parent / "harness" / "audit_hook"
+HOOK_DIR = Path(__file__).resolve().parents[1] / "devtools" / "audit_hook"
 PACK_LINK_NAME = PACK_NAME
 
 

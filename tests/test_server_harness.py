@@ -1,4 +1,4 @@
-"""Tests of tests/harness/server.py against a real ComfyUI: the suite's own test server, with stock nodes and
+"""Tests of devtools/server.py against a real ComfyUI: the suite's own test server, with stock nodes and
 the harness's test nodes (tests/comfy_test_nodes/harness_nodes.py), and a server given a pack that fails to
 import. No model files are needed.
 """
@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.server import ComfyServer, PromptFailed, PromptRejected, ServerError
+from devtools.server import ComfyServer, PromptFailed, PromptRejected, ServerError
 
 
 def red_image_prompt(width=64, height=32, prefix="harness"):

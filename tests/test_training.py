@@ -7,7 +7,7 @@ reflow loss at fixed noise levels (reflow), while a reflow run whose velocity si
 convention, InstaFlowBrokenVariant; 4 steps) must raise it. Errors are measured from latents the server saves,
 against the pairs read with safetensors directly, so the pack's own reader is not trusted here.
 
-The model is the reduced stand-in (tests/harness/reduced_sd15.py: SD1.5's architecture with two of its four
+The model is the reduced stand-in (devtools/reduced_sd15.py: SD1.5's architecture with two of its four
 UNet levels, a tenth of the weights), not the full-size random SD1.5: training on the full-size model took
 this module 378-395 s of the suite's 30-minute budget, on this one 120-150 s; the objectives, the LoRA
 machinery and ComfyUI's loaders are the same for both.
@@ -35,10 +35,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from harness.graphs import Graph, decode_and_save, encode
-from harness.measurements import record
-from harness.progress_listener import ProgressListener
-from harness.server_checks import assert_next_prompt_succeeds, failure
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.measurements import record
+from devtools.progress_listener import ProgressListener
+from devtools.server_checks import assert_next_prompt_succeeds, failure
 
 SIZE = 64
 PROMPTS = ["a red bicycle", "a lighthouse at dusk", "a bowl of cherries"]

@@ -15,10 +15,10 @@ The recipe reads only the UNets of InstaFlow and of the base, so the graphs load
 UNETLoader and the finetune with CheckpointLoaderSimple, as a user short of memory would: the server
 then holds three UNets, the merged copy and one text encoder and VAE.
 
-Stand-in checkpoints: tests/harness/random_weight_delta.py, made from the reduced SD1.5 stand-in
-(tests/harness/reduced_sd15.py; on the full-size model the server held about 14 GiB here). The
+Stand-in checkpoints: devtools/random_weight_delta.py, made from the reduced SD1.5 stand-in
+(devtools/reduced_sd15.py; on the full-size model the server held about 14 GiB here). The
 example workflow instaflow_weight_delta runs the same recipe on the full-size stand-ins. The reference
-(tests/harness/reference_weight_delta.py) merges by hand into the diffusers UNet, takes the
+(devtools/reference_weight_delta.py) merges by hand into the diffusers UNet, takes the
 finetune's text encoder and VAE (read with diffusers' single-file converters) and runs the official
 one-step loop. Tolerance: mean absolute pixel difference within 2/255. All reference images are
 computed before the first graph runs, so the reference's weights are freed while the server holds
@@ -28,10 +28,10 @@ import gc
 
 import pytest
 
-from harness.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
-from harness.graphs import Graph, decode_and_save, encode
-from harness.reference_rf import ReferenceInstaFlow, to_uint8
-from harness.reference_weight_delta import apply_weight_delta
+from devtools.comparison import TOLERANCE, WIDE_MARGIN, comfy_noise, record_difference
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
+from devtools.reference_weight_delta import apply_weight_delta
 
 SEED = 97531
 SIZE = 64

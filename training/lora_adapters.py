@@ -8,14 +8,12 @@ LoraModelLoader apply as W + alpha / rank * up @ down.
 
 While training, a forward hook adds alpha / rank * up(down(x)) to each layer's output, as PEFT and
 kohya do. Core TrainLoraNode instead puts the modules on the weights (add_weight_wrapper), which
-builds every adapted weight and its full-size gradient at each step: measured 16.6 s per step on
-the 2-core test CPU for a 64x64 SD1.5 step, most of it in weight-sized tensors that do not depend on
-the image size. After training, the LoRA's state dict is applied to a model clone the way stock
+builds every adapted weight and its full-size gradient at each step, weight-sized work that does not
+shrink with the image (docs/performance.md has the figures). After training, the LoRA's state dict is applied to a model clone the way stock
 LoraLoader applies a file (comfy.sd.load_lora_for_models, strength 1): ComfyUI merges it into the
 weights once when the model loads, so the model the node returns samples as the saved LoRA loaded by
-LoraLoader does, at the model's own speed. (With core's weight wrappers, which rebuild every adapted
-weight at each call, the reflow template's rank-32 LoRA sampled at 11.2 s per step on the test CPU;
-merged, 2.2 s.)
+LoraLoader does, at the model's own speed, not rebuilding every adapted weight at each call as core's
+weight wrappers would.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The objectives are flow_math/flow_objectives.py; this module runs them on a ComfyUI model the way core
 TrainLoraNode runs its own (comfy_extras/nodes_train.py in 0.3.75): a clone of the model with
-trainable adapters as weight wrappers, the training dtype as the model's compute dtype plus autocast,
+trainable LoRA adapters (training/lora_adapters.py: forward hooks, not core's weight wrappers), the training dtype as the model's compute dtype plus autocast,
 core's gradient checkpointing, the model loaded in full, outside inference mode. The student is called
 through its own model sampling (BaseModel.apply_model returns the image estimate), which must be
 InstaFlow's, so the objectives see exactly the convention sampling uses.

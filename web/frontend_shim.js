@@ -90,3 +90,54 @@ export function addLegacyCanvasMenuItems(app, items) {
     return options;
   };
 }
+
+// ------------------------------------------------------------------------------------------------ Live mode
+// What web/instaflow_live.js needs from the frontend beyond app.registerExtension, settings, commands, toasts and
+// api.queuePrompt / api.addEventListener. Found by what the page has, like the functions above.
+
+// Whether the "Nodes 2.0" renderer (Vue nodes, setting Comfy.VueNodes.Enabled; 1.32.9, 1.48.7, 1.58.1) draws the nodes.
+export const vueNodesShown = () => !!window.LiteGraph?.vueNodesMode;
+
+// The node whose widget an edited page element is, or null (a settings field, the node search, a dialog). Classic
+// canvas: a DOM widget's own element (`element` from 1.16, `inputEl` before; the prompt's textarea in 1.32.9, 1.48.7,
+// 1.58.1). "Nodes 2.0": the widget sits inside the node's DOM element, which carries `data-node-id`.
+export function nodeOfWidgetElement(app, element) {
+  if (!(element instanceof Element)) return null;
+  const graph = app.canvas?.graph ?? app.graph;
+  const vueNode = element.closest?.("[data-node-id]");
+  if (vueNode) return graph?.getNodeById?.(vueNode.getAttribute("data-node-id")) ?? null;
+  for (const node of graphNodes(graph ?? { nodes: [] })) {
+    if (node.widgets?.some((w) => w.element === element || w.inputEl === element)) return node;
+  }
+  return null;
+}
+
+// A widget's value as the page shows it. "Nodes 2.0" hands a textarea's text to the graph's widget on each input
+// (1.48.7, 1.58.1) but an older renderer may only on blur; the element's text is what the user sees, so it is copied
+// to the widget before the graph is read. Classic DOM widgets read their element already (widget.value is a getter).
+export function syncWidgetFromElement(app, node, element) {
+  if (!vueNodesShown() || !("value" in element)) return;
+  const name = element.closest?.("[data-widget-name]")?.getAttribute("data-widget-name");
+  const widget = node.widgets?.find((w) => w.name === name) ??
+    (node.widgets?.filter((w) => typeof w.value === "string" && w.type !== "combo").length === 1
+      ? node.widgets.find((w) => typeof w.value === "string" && w.type !== "combo") : null);
+  if (widget && widget.value !== element.value) widget.value = element.value;
+}
+
+// Called after any recorded change of the open graph (a widget value, a link, a node added): the change tracker's
+// "graphChanged" event on the api object (1.25.10, 1.32.9, 1.48.7, 1.58.1; not part of the documented events).
+export function onGraphEdited(api, callback) {
+  api.addEventListener("graphChanged", callback);
+}
+
+// The source of the output image a node shows now, once the page has it loaded; null for none. Classic canvas: the
+// node's `imgs` (Image objects the canvas draws; 1.25.10 to 1.58.1). "Nodes 2.0": the <img> in the node's DOM element.
+export function shownImageSource(app, node) {
+  const loaded = (img) => img && img.complete && img.naturalWidth > 0;
+  if (vueNodesShown()) {
+    const imgs = [...document.querySelectorAll(`[data-node-id="${node.id}"] img`)].filter(loaded);
+    return imgs.length ? imgs[imgs.length - 1].src : null;
+  }
+  const img = node.imgs?.[node.imageIndex ?? 0] ?? node.imgs?.[0];
+  return loaded(img) ? img.src : null;
+}

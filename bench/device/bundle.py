@@ -1,13 +1,13 @@
 """The folder that travels to the GPU machine with the repository: `.device/` (git-ignored).
 
-    python bench/device/bundle.py prepare [--dest .device]   here, once (needs PyPI the first time)
-    python bench/device/bundle.py install TARGET [--dest .device]   there (and in the CPU dry run)
-    python bench/device/bundle.py unpack WHERE [--dest .device]     there: the ComfyUI tree, prints its path
-    python bench/device/bundle.py size [--dest .device]      what a device call would carry
+    python -m bench.device.bundle prepare [--dest .device]   here, once (needs PyPI the first time)
+    python -m bench.device.bundle install TARGET [--dest .device]   there (and in the CPU dry run)
+    python -m bench.device.bundle unpack WHERE [--dest .device]     there: the ComfyUI tree, prints its path
+    python -m bench.device.bundle size [--dest .device]      what a device call would carry
 
 `prepare` puts in it what the GPU machine lacks (bench/device/device_packages.txt lists what it has):
 - wheels/: the pinned wheels of bench/device/wheels.txt, for CPython 3.12 on manylinux x86_64;
-- comfyui-<version>.tar.gz: the ComfyUI tree the tests use (tests/harness/comfyui_source.py), without
+- comfyui-<version>.tar.gz: the ComfyUI tree the tests use (devtools/comfyui_source.py), without
   its tests and the tokenizer data of non-SD1.5 text encoders (gzip: Python unpacks it anywhere);
 - manifest.json: what is in it.
 It then checks that the repository's files plus `.device` stay under the device tool's 64 MiB.
@@ -78,8 +78,7 @@ DEVICE_COMFYUI = "0.3.75"
 
 def _comfyui_tree() -> Path:
     os.environ.setdefault("INSTAFLOW_COMFYUI", DEVICE_COMFYUI)
-    sys.path.insert(0, str(REPO / "tests"))
-    from harness.comfyui_source import comfyui_path
+    from devtools.comfyui_source import comfyui_path
 
     return comfyui_path()
 
@@ -162,7 +161,7 @@ def install(target: Path, dest: Path) -> list[str]:
     """Installs every wheel this interpreter supports into target; returns the names of those it cannot use."""
     wheels = sorted((dest / "wheels").glob("*.whl"))
     if not wheels:
-        raise SystemExit(f"no wheels in {dest / 'wheels'}: run `python bench/device/bundle.py prepare` first")
+        raise SystemExit(f"no wheels in {dest / 'wheels'}: run `python -m bench.device.bundle prepare` first")
     supported = _supported_tags()
     usable = [w for w in wheels if _wheel_tags(w) & supported]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
@@ -175,7 +174,7 @@ def unpack(where: Path, dest: Path) -> Path:
     """Unpacks the carried ComfyUI tree under `where` (once); returns its path."""
     archive = next(dest.glob("comfyui-*.tar.gz"), None)
     if archive is None:
-        raise SystemExit(f"no ComfyUI tree in {dest}: run `python bench/device/bundle.py prepare` first")
+        raise SystemExit(f"no ComfyUI tree in {dest}: run `python -m bench.device.bundle prepare` first")
     tree = where / archive.name[:-len(".tar.gz")]
     if not (tree / "main.py").is_file():
         where.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ fit in the time budget (--budget-s) is skipped, and the report says so.
     /prompt until every PNG is fetched), the same in-process, the official one-step loop with diffusers
     modules in ComfyUI's dtypes, and the component floors (CLIP encode, one UNet call, one VAE decode),
     plus SaveImage's PNG encoding of the batch. Medians after warm-up.
- 4. pack cost: time per warm prompt in the pack's code outside the model calls (bench/pack_cost.py),
+ 4. pack cost: time per warm prompt in the pack's code outside the model calls (devtools/pack_cost.py),
     with the clutter in the model folders.
  5. equivalence: ComfyUI on this device in its default dtypes vs the fp32 reference (TF32 off): one
     step, stock KSampler on the single file, SamplerCustom 4 steps cfg 1.5, batch 2, ControlNet, LoRA;
@@ -48,33 +48,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from PIL import Image
+
+import devtools.server as harness_server
+from bench.device import live_phases
+from bench.run_benchmark import PROMPT, ServerClient, node_id, with_seed, workflow_prompt
+from devtools import extra_models
+from devtools.comfyui_source import comfyui_path
+from devtools.comparison import comfy_noise
+from devtools.control_image import depth_like_image
+from devtools.graphs import Graph, decode_and_save, encode
+from devtools.inprocess_comfy import InProcessComfy
+from devtools.input_images import put_input_image
+from devtools.pack_identity import PACK_NAME
+from devtools.reference_rf import ReferenceInstaFlow, to_uint8
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path[:0] = [str(REPO / "bench"), str(REPO / "tests"), str(HERE)]
 
-from PIL import Image  # noqa: E402
-
-import fixtures  # noqa: E402
-import live_phases  # noqa: E402
-import harness.server as harness_server  # noqa: E402
-from harness.comfyui_source import comfyui_path  # noqa: E402
-from harness.comparison import comfy_noise  # noqa: E402
-from harness.control_image import depth_like_image  # noqa: E402
-from harness.graphs import Graph, decode_and_save, encode  # noqa: E402
-from harness.input_images import put_input_image  # noqa: E402
-from harness.pack_identity import PACK_NAME  # noqa: E402
-from harness.reference_rf import ReferenceInstaFlow, to_uint8  # noqa: E402
-from run_benchmark import (PROMPT, InProcessComfy, ServerClient, node_id, with_seed,  # noqa: E402
-                           workflow_prompt)
-
-TOLERANCE = 2 / 255  # the CPU suite's (tests/harness/comparison.py): mean absolute 8-bit pixel difference
+TOLERANCE = 2 / 255  # the CPU suite's (devtools/comparison.py): mean absolute 8-bit pixel difference
 WIDE_MARGIN = 4 * TOLERANCE
 PROFILES = {
     # The GPU machine: 512x512 as the issue asks; runs sized to fit well under the 10-minute call.
     "device": dict(size=512, batches=[1, 8, 16], runs=10, warmup=3, equivalence_size=512, option_batches=[1, 16],
                    option_runs=6, option_warmup=2, pack_cost_runs=5, component_repeat=5, models="full-size"),
     # CPU dry run (CI): every phase and option once, at 64x64, so the script cannot rot between device draws; on
-    # the tests' reduced SD1.5 stand-in (tests/harness/reduced_sd15.py: the same graphs and loaders, a single file
+    # the tests' reduced SD1.5 stand-in (devtools/reduced_sd15.py: the same graphs and loaders, a single file
     # instead of a folder, about 7x cheaper per UNet call on a CPU).
     "dry": dict(size=64, batches=[1, 2], runs=1, warmup=0, equivalence_size=64, option_batches=[1],
                 option_runs=1, option_warmup=0, pack_cost_runs=1, component_repeat=1, models="reduced"),
@@ -223,10 +222,10 @@ class DeviceCheck:
         return env
 
     def build_models(self):
-        from harness.random_controlnet import ensure_random_controlnet, ensure_reduced_controlnet
-        from harness.random_lora import ensure_random_loras, ensure_reduced_loras
-        from harness.random_models import ensure_random_instaflow
-        from harness.reduced_sd15 import ensure_reduced_instaflow
+        from devtools.random_controlnet import ensure_random_controlnet, ensure_reduced_controlnet
+        from devtools.random_lora import ensure_random_loras, ensure_reduced_loras
+        from devtools.random_models import ensure_random_instaflow
+        from devtools.reduced_sd15 import ensure_reduced_instaflow
 
         reduced = self.profile["models"] == "reduced"
         t0 = time.monotonic()
@@ -234,12 +233,12 @@ class DeviceCheck:
         built = {"instaflow_s": time.monotonic() - t0}
         controlnet = (ensure_reduced_controlnet if reduced else ensure_random_controlnet)(instaflow)
         loras = (ensure_reduced_loras if reduced else ensure_random_loras)(instaflow)
-        taesd_root = fixtures.ensure_random_taesd()
-        clutter = fixtures.make_clutter(self.work / "clutter")
+        taesd_root = extra_models.ensure_random_taesd()
+        clutter = extra_models.make_clutter(self.work / "clutter")
         built["all_s"] = time.monotonic() - t0
         self.models = {"instaflow": instaflow, "controlnet": controlnet, "loras": loras, "taesd": taesd_root,
                        "clutter": clutter}
-        return {**{k: round(v, 1) for k, v in built.items()}, "clutter_files": fixtures.CLUTTER_FILES,
+        return {**{k: round(v, 1) for k, v in built.items()}, "clutter_files": extra_models.CLUTTER_FILES,
                 "roots": [str(r) for r in self.roots()]}
 
     def object_info(self):
@@ -351,10 +350,10 @@ class DeviceCheck:
         result = self.inproc.ask(cmd="pack_cost", prompt=prompt, outputs=[node_id(prompt, "SaveImage")],
                                  seed_node=node_id(prompt, "InstaFlowSampler"), runs=self.profile["pack_cost_runs"])
         result.pop("traceback", None)
-        result["clutter_files"] = fixtures.CLUTTER_FILES
+        result["clutter_files"] = extra_models.CLUTTER_FILES
         result["target_ms"] = 1.0
         result["total_ms"] = result["pack_own_ms"] + result["comfy_helpers_ms"] + result["sync_ms"]  # under cProfile
-        result["meets_target"] = result["pack_ms_median"] < result["target_ms"]  # bench/pack_meter.py: no profiler
+        result["meets_target"] = result["pack_ms_median"] < result["target_ms"]  # devtools/pack_meter.py: no profiler
         return result
 
     def close_inprocess(self):
@@ -407,7 +406,7 @@ class DeviceCheck:
             g, save = _ksampler_graph(models.single_file.name, size, variant=variant)
             record(f"broken: {variant} (must fail)", g, save, one, broken=True)
 
-        from harness import reference_controlnet
+        from devtools import reference_controlnet
 
         control = depth_like_image(size)
         image_name = put_input_image(self.server, "device_check_control.png", control)
@@ -423,7 +422,7 @@ class DeviceCheck:
         g, save = _controlnet_graph(models.name, self.models["controlnet"].name, image_name, size)
         record("ControlNet one step", g, save, want)
 
-        from harness.reference_lora import merge_kohya_lora
+        from devtools.reference_lora import merge_kohya_lora
 
         lora = self.models["loras"].kohya
         move_reference(ref32, "cpu")  # the merge reads the LoRA on the CPU; the reference is not used after this
@@ -776,7 +775,7 @@ def markdown(d) -> str:
     pc = ph.get("pack_cost")
     if pc:
         lines += ["## Pack code per warm prompt", "",
-                  f"With {pc['clutter_files']} files in the model folders, timed at the pack's entry points (bench/pack_meter.py, "
+                  f"With {pc['clutter_files']} files in the model folders, timed at the pack's entry points (devtools/pack_meter.py, "
                   f"no profiler): **median {pc['pack_ms_median']:.3f} ms** of {[round(v, 3) for v in pc['pack_ms']]}; "
                   f"target < {pc['target_ms']} ms: {'met' if pc['meets_target'] else 'NOT met'}. By entry point (ms, median "
                   f"prompt): {pc['pack_ms_by_entry']}.", "",

@@ -8,10 +8,11 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$repo/scripts/paths.sh"
 bash "$repo/scripts/bootstrap.sh" >/dev/null
 py="$INSTAFLOW_PYTHON"
-"$py" "$repo/bench/device/bundle.py" prepare
+cd "$repo"  # the device check's programs run as modules of the repository (python -m bench.device.x)
+"$py" -m bench.device.bundle prepare
 work="$(mktemp -d "${TMPDIR:-/tmp}/instaflow-device-dry.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-"$py" "$repo/bench/device/emulate_site.py" "$work/device-site" >/dev/null
+"$py" -m bench.device.emulate_site "$work/device-site" >/dev/null
 export INSTAFLOW_DEVICE_SITE="$work/device-site" PYTHONPATH="$repo/bench/device/emulate"
 export INSTAFLOW_DEVICE_WORK="$work" INSTAFLOW_DEVICE_PYTHON="$py" OUT="${OUT:-$work/out}"
 export TORCH_COMPILE_DISABLE=1  # TorchCompileModel runs as a no-op on the CPU (compiling would take minutes)

@@ -1,6 +1,6 @@
 """Builds the dry run's stand-in for the GPU machine's site-packages (see emulate/sitecustomize.py).
 
-    python bench/device/emulate_site.py DEST
+    python -m bench.device.emulate_site DEST
 
 DEST gets a link to every top-level file and folder (the .dist-info folder included) of each
 distribution installed in this interpreter whose name is in bench/device/device_packages.txt.

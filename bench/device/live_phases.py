@@ -15,8 +15,8 @@ import statistics
 
 import numpy as np
 
-from harness.preview_client import run_prompt_collecting_previews
-from run_benchmark import ServerClient, node_id, with_seed, workflow_prompt
+from devtools.preview_client import run_prompt_collecting_previews
+from bench.run_benchmark import ServerClient, node_id, with_seed, workflow_prompt
 
 
 def _median(values):
@@ -72,7 +72,7 @@ def _with_cuda_graph(prompt):
 
 
 def cuda_graph_node(check) -> dict:
-    from device_check import decode_pngs  # noqa: PLC0415 - device_check imports this module
+    from bench.device.device_check import decode_pngs  # noqa: PLC0415 - device_check imports this module
 
     p, rows, failures = check.profile, [], []
     for batch in p["option_batches"]:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from devtools.browser import CHROMIUM, VIEWPORT, ComfyPage, launch_chromium, screenshot_dir
+from devtools.conversion_corpus import cases as corpus_cases, new_node_ids, renumbered
 from devtools.template_models import StandIns, declared_models, linked_template_models
 from devtools.measurements import record
 from devtools.pack_identity import PACK_NAME
@@ -278,6 +279,60 @@ def test_perflow_command_inserts_model_sampling_perflow_like_the_python_converte
     image = page.wait_for_image_on_node(page.node_id("SaveImage"))
     assert (image["width"], image["height"]) == (TEST_SIZE, TEST_SIZE)
     page.shot("2-perflow-run")
+
+
+def graph_differences(got: dict, want: dict) -> str:
+    changed = sorted(k for k in got.keys() | want.keys() if got.get(k) != want.get(k))
+    return f"{ {k: got.get(k) for k in changed} } where { {k: want.get(k) for k in changed} } was expected"
+
+
+def convert_corpus_case(page: ComfyPage, case) -> list[str]:
+    """Open the case's graph as a user would have it (its saved UI graph, else its API form), check that the frontend
+    exports the case's input from it, run the command's conversion (one undo step, as from the menu) and compare the
+    export and the report lines with the expected ones. Returns what differs."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    if case.ui is not None:
+        page.evaluate("async (graph) => { await app.loadGraphData(graph); }", case.ui)
+        count = len(case.ui["nodes"])
+    else:
+        page.evaluate("async ([api, name]) => { await app.loadApiJson(api, name); }", [case.input, case.name])
+        count = len(case.input)
+    try:
+        page.page.wait_for_function("(n) => app.graph.nodes.length === n", arg=count, timeout=10_000)
+    except PlaywrightTimeout:
+        return [f"{case.name}: the loaded graph has nodes {page.node_types()}, not the case's {count}"]
+    if (loaded := strip_titles(page.api_prompt())) != case.input:
+        return [f"{case.name}: the frontend exports, from the loaded graph, {graph_differences(loaded, case.input)}"]
+    lines = page.evaluate("async (preset) => InstaFlow.reportLines(await InstaFlow.runConversion(preset))", case.preset)
+    exported = strip_titles(page.api_prompt())
+    # New nodes compared under the expected ids (devtools/conversion_corpus.py: renumbered says why they may differ).
+    exported, lines = renumbered(exported, lines, dict(zip(new_node_ids(exported, case.input),
+                                                           new_node_ids(case.expected, case.input))))
+    problems = []
+    if exported != case.expected:
+        problems.append(f"{case.name}: the converted graph has {graph_differences(exported, case.expected)}")
+    if lines != case.report:
+        problems.append(f"{case.name}: report {lines} != {case.report}")
+    return problems
+
+
+def test_convert_command_agrees_with_the_python_converter_on_every_corpus_case(comfy_page):
+    """tests/conversion_corpus: the frontend command gives the Python converter's graph and report lines on every
+    case, on the classic canvas and with "Nodes 2.0"; one page for all of it."""
+    page = comfy_page
+    page.close_dialogs()
+    problems = []
+    try:
+        for renderer in ("classic", "nodes 2.0"):
+            if renderer == "nodes 2.0":
+                page.evaluate("async () => await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true)")
+            for case in corpus_cases():
+                problems += [f"[{renderer}] {p}" for p in convert_corpus_case(page, case)]
+            page.shot(f"last-case-{renderer.replace(' ', '-')}")
+    finally:
+        page.evaluate("async () => await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false)")
+    assert not problems, "\n".join(problems)
 
 
 # ------------------------------------------------------------------------------ warning on the node

@@ -267,6 +267,21 @@ def test_a_value_fed_by_a_link_is_reported_not_overwritten(default_workflow):
     assert any("steps is connected to node 40" in note for note in report.notes)
 
 
+def test_with_the_servers_node_definitions_a_choice_it_lacks_is_noted_not_written(default_workflow):
+    """As the frontend command checks a combo's options: here a server without the pack's sampler and scheduler."""
+    object_info = {"KSampler": {"input": {"required": {
+        "sampler_name": [["euler", "dpmpp_2m"]], "scheduler": ["COMBO", {"options": ["normal", "karras"]}],
+        "steps": ["INT", {}], "cfg": ["FLOAT", {}]}}}}
+    converted, report = convert_api_workflow(default_workflow, object_info=object_info)
+    ksampler = converted["3"]["inputs"]
+    assert (ksampler["sampler_name"], ksampler["scheduler"], ksampler["steps"]) == ("euler", "normal", 1)
+    assert report.notes == ['node 3 (KSampler): sampler_name has no option "rectified_flow"',
+                            'node 3 (KSampler): scheduler has no option "instaflow"']
+    del object_info["KSampler"]["input"]["required"]["cfg"]
+    _, report = convert_api_workflow(default_workflow, object_info=object_info)
+    assert "node 3 (KSampler) has no cfg widget" in report.notes
+
+
 def test_ui_format_workflow_is_refused_with_a_pointer_to_the_frontend_command():
     ui = json.loads((REPO_ROOT / "example_workflows" / "instaflow_one_step_txt2img.json").read_text())
     with pytest.raises(ConversionError, match="UI-format.*Convert to InstaFlow"):

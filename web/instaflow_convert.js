@@ -1,7 +1,8 @@
 // "Convert to InstaFlow / 2-Rectified Flow / PeRFlow": rewrites the open SD1.5 graph for straight-flow sampling.
 // The rules live in instaflow_conversion_rules.json next to this file, generated from the flow families' records
 // (workflow_conversion/conversion_rules.py), commands and all; workflow_conversion/convert_api.py applies the same
-// rules to API-format workflows (`python <pack> convert`), so both stay in step.
+// rules to API-format workflows (`python <pack> convert`) and is the reference: tests/conversion_corpus holds the
+// cases on which both must give the same graph and the same report lines (tests/test_browser.py runs this side).
 // Also shows the model-sampling nodes' run-time warning (a model of another architecture) on the node.
 import { app } from "../../scripts/app.js";
 import {
@@ -37,6 +38,12 @@ const typeOf = (node) => node.comfyClass ?? node.type;
 const inputIndex = (node, name) => node.inputs?.findIndex((input) => input.name === name) ?? -1;
 const inputLink = (graph, node, name) => inputLinkAt(graph, node, inputIndex(node, name));
 
+// Legacy "Reroute" nodes and the legacy "Primitive" node are the frontend's own: they never reach the server. The
+// export (and so the Python converter) sees through a reroute to the node behind it, and sees a primitive's value
+// copied into the widget it feeds.
+const REROUTE = "Reroute";
+const PRIMITIVE = "PrimitiveNode";
+
 function comboValues(widget) {
   const values = widget.options?.values;
   return typeof values === "function" ? values() : values;
@@ -48,8 +55,28 @@ class GraphConverter {
     this.graph = graph;
     this.rules = rules;
     this.preset = rules.presets[presetName];
-    this.report = { converted: [], inserted: [], replaced: [], skipped: {}, notes: [] };
-    this.insertedFor = new Map(); // "origin_id:origin_slot" -> the inserted model-sampling node
+    this.report = { converted: [], inserted: [], replaced: [], skipped: [], notes: [], modelSamplingNode:
+      rules.model_sampling_node.type, schedulerNode: rules.scheduler_node.type };
+    // "origin_id:origin_slot" of the model's real source (behind any reroutes) -> the inserted model-sampling node
+    this.insertedFor = new Map();
+  }
+
+  skip(sampler, why) {
+    this.report.skipped.push([String(sampler.id), why]);
+  }
+
+  // The link's origin, behind any chain of legacy Reroute nodes: what the export names as the source.
+  realOrigin(link) {
+    const seen = new Set();
+    let node = this.graph.getNodeById(link.origin_id);
+    while (node && typeOf(node) === REROUTE && !seen.has(node.id)) {
+      seen.add(node.id);
+      const next = inputLinkAt(this.graph, node, 0);
+      if (!next) break;
+      link = next;
+      node = this.graph.getNodeById(link.origin_id);
+    }
+    return { node, link };
   }
 
   setValues(node, values) {
@@ -57,11 +84,20 @@ class GraphConverter {
       const value = resolve(raw, this.preset);
       const socket = node.inputs?.findIndex((input) => input.widget?.name === name) ?? -1;
       const link = inputLinkAt(this.graph, node, socket);
+      let target = node, widget;
       if (link) {
-        this.report.notes.push(`node ${node.id} (${typeOf(node)}): ${name} is connected to node ${link.origin_id}; set it to ${JSON.stringify(value)} there`);
-        continue;
+        const { node: origin, link: real } = this.realOrigin(link);
+        if (origin && typeOf(origin) === PRIMITIVE && origin.widgets?.length) {
+          // Its value is what the widget holds when the graph runs, and it writes its own value there on every run:
+          // so the value is set on the primitive, as the export-side converter sets it on the widget.
+          target = origin;
+          widget = origin.widgets[0];
+        } else {
+          this.report.notes.push(`node ${node.id} (${typeOf(node)}): ${name} is connected to node ${real.origin_id}; set it to ${JSON.stringify(value)} there`);
+          continue;
+        }
       }
-      const widget = node.widgets?.find((w) => w.name === name);
+      widget ??= node.widgets?.find((w) => w.name === name);
       if (!widget) {
         this.report.notes.push(`node ${node.id} (${typeOf(node)}) has no ${name} widget`);
         continue;
@@ -71,7 +107,7 @@ class GraphConverter {
         this.report.notes.push(`node ${node.id} (${typeOf(node)}): ${name} has no option ${JSON.stringify(value)}`);
         continue;
       }
-      setWidgetValue(app, node, widget, value);
+      setWidgetValue(app, target, widget, value);
     }
   }
 
@@ -87,14 +123,16 @@ class GraphConverter {
       const type = typeOf(node);
       if (this.rules.already_patched.includes(type)) patched = true;
       if (this.rules.other_architectures.includes(type) || this.rules.other_families.includes(type)) return { root: type, patched, other: type };
-      const next = type === "Reroute" ? inputLinkAt(this.graph, node, 0) : inputLink(this.graph, node, this.rules.model_input);
+      const next = type === REROUTE ? inputLinkAt(this.graph, node, 0) : inputLink(this.graph, node, this.rules.model_input);
       if (!next) return { root: type, patched };
       link = next;
     }
   }
 
+  // Samplers whose models come from one output share one inserted node, whichever reroutes they reach it through.
   insertModelSampling(sampler, link) {
-    const key = `${link.origin_id}:${link.origin_slot}`;
+    const { link: real } = this.realOrigin(link);
+    const key = `${real.origin_id}:${real.origin_slot}`;
     let patch = this.insertedFor.get(key);
     if (!patch) {
       const rule = this.rules.model_sampling_node;
@@ -106,7 +144,7 @@ class GraphConverter {
       this.graph.getNodeById(link.origin_id).connect(link.origin_slot, patch, inputIndex(patch, this.rules.model_input));
       this.setValues(patch, rule.set);
       this.insertedFor.set(key, patch);
-      this.report.inserted.push(patch.id);
+      this.report.inserted.push(String(patch.id));
     }
     patch.connect(0, sampler, inputIndex(sampler, this.rules.model_input));
   }
@@ -114,27 +152,40 @@ class GraphConverter {
   convertSampler(sampler) {
     const type = typeOf(sampler);
     const rule = this.rules.samplers[type];
-    const link = inputLink(this.graph, sampler, this.rules.model_input);
-    if (!link) return void (this.report.skipped[sampler.id] = `${type} has no model connected`);
-    const { root, patched, other, problem } = this.traceModel(link);
-    if (problem) return void (this.report.skipped[sampler.id] = problem);
-    if (other && this.rules.other_families.includes(other)) {
-      return void (this.report.skipped[sampler.id] = `its model passes through ${other}: set up for another flow family`);
+    // The node whose model input the sampler runs: the sampler itself, or the guider of a SamplerCustomAdvanced.
+    let holder = sampler, guiderRule = null;
+    if (rule.guider_input) {
+      const guiderLink = inputLink(this.graph, sampler, rule.guider_input);
+      const guider = guiderLink && this.realOrigin(guiderLink).node;
+      if (!guider) return this.skip(sampler, `${type} has no guider connected`);
+      guiderRule = this.rules.guiders[typeOf(guider)];
+      if (!guiderRule) {
+        return this.skip(sampler, `its guider is ${typeOf(guider)}, not one the converter knows (${Object.keys(this.rules.guiders).join(", ")})`);
+      }
+      holder = guider;
     }
-    if (other) return void (this.report.skipped[sampler.id] = `its model passes through ${other}: not an SD1.5 graph`);
+    const link = inputLink(this.graph, holder, this.rules.model_input);
+    if (!link) return this.skip(sampler, `${typeOf(holder)} has no model connected`);
+    const { root, patched, other, problem } = this.traceModel(link);
+    if (problem) return this.skip(sampler, problem);
+    if (other && this.rules.other_families.includes(other)) {
+      return this.skip(sampler, `its model passes through ${other}: set up for another flow family`);
+    }
+    if (other) return this.skip(sampler, `its model passes through ${other}: not an SD1.5 graph`);
     if (!this.rules.model_sources.includes(root)) {
-      return void (this.report.skipped[sampler.id] =
+      return this.skip(sampler,
         `its model comes from ${root}, not from a known SD1.5 checkpoint loader (${this.rules.model_sources.join(", ")})`);
     }
-    if (!patched) this.insertModelSampling(sampler, link);
+    if (!patched) this.insertModelSampling(holder, link);
+    if (guiderRule) this.setValues(holder, guiderRule.set);
     this.setValues(sampler, rule.set ?? {});
     if (rule.sampler_input) this.convertSamplerSource(sampler, inputLink(this.graph, sampler, rule.sampler_input));
-    if (rule.sigmas_input) this.convertSigmaSource(sampler, inputLink(this.graph, sampler, rule.sigmas_input));
-    this.report.converted.push(sampler.id);
+    if (rule.sigmas_input) this.convertSigmaSource(sampler, holder, inputLink(this.graph, sampler, rule.sigmas_input));
+    this.report.converted.push(String(sampler.id));
   }
 
   convertSamplerSource(sampler, link) {
-    const source = link && this.graph.getNodeById(link.origin_id);
+    const source = link && this.realOrigin(link).node;
     const rule = source && this.rules.sampler_selects[typeOf(source)];
     if (!rule) {
       this.report.notes.push(`node ${sampler.id}: its sampler comes from ${source ? typeOf(source) : "nothing"}; use KSamplerSelect with ${this.preset.sampler_name}`);
@@ -143,8 +194,8 @@ class GraphConverter {
     this.setValues(source, rule.set);
   }
 
-  convertSigmaSource(sampler, link) {
-    let source = link && this.graph.getNodeById(link.origin_id);
+  convertSigmaSource(sampler, holder, link) {
+    let source = link && this.realOrigin(link).node;
     const rule = source && this.rules.sigma_sources[typeOf(source)];
     if (!rule) {
       this.report.notes.push(`node ${sampler.id}: its sigmas come from ${source ? typeOf(source) : "nothing"}; use ${this.rules.scheduler_node.type}`);
@@ -153,23 +204,53 @@ class GraphConverter {
     const target = this.rules.scheduler_node;
     const kept = Object.fromEntries(rule.keep.map((name) => [name, source.widgets?.find((w) => w.name === name)])
       .filter(([, widget]) => widget).map(([name, widget]) => [name, widget.value]));
-    if (typeOf(source) !== target.type) source = this.replaceSigmaSource(sampler, source, target);
+    if (typeOf(source) !== target.type) source = this.replaceSigmaSource(holder, source, target);
     this.setValues(source, { ...Object.fromEntries(Object.entries(target.set).filter(([name]) => !(name in kept))), ...kept });
   }
 
-  // A new scheduler node (InstaFlowScheduler, PeRFlowScheduler) where the old scheduler was: same outputs, model from the sampler's model.
-  replaceSigmaSource(sampler, old, target) {
-    const scheduler = LiteGraph.createNode(target.type);
-    scheduler.pos = [...old.pos]; // before it is added, as in insertModelSampling
-    this.graph.add(scheduler);
-    const model = inputLink(this.graph, sampler, this.rules.model_input);
-    this.graph.getNodeById(model.origin_id).connect(model.origin_slot, scheduler, inputIndex(scheduler, target.model_input));
+  // The family's scheduler node (InstaFlowScheduler, PeRFlowScheduler) in the old scheduler's place, under its id (as
+  // the export-side converter changes the node's type in place): same outputs, model from the sampler's model.
+  replaceSigmaSource(holder, old, target) {
     const targets = outputLinksAt(this.graph, old, 0).map((l) => [this.graph.getNodeById(l.target_id), l.target_slot]);
-    for (const [node, slot] of targets) scheduler.connect(0, node, slot);
+    const { id, pos } = old;
     this.graph.remove(old);
-    this.report.replaced.push(scheduler.id);
+    const scheduler = LiteGraph.createNode(target.type);
+    scheduler.id = id; // LiteGraph keeps a new node's id when no node has it
+    scheduler.pos = [...pos]; // before it is added, as in insertModelSampling
+    this.graph.add(scheduler);
+    const model = inputLink(this.graph, holder, this.rules.model_input);
+    this.graph.getNodeById(model.origin_id).connect(model.origin_slot, scheduler, inputIndex(scheduler, target.model_input));
+    for (const [node, slot] of targets) scheduler.connect(0, node, slot);
+    this.report.replaced.push(String(scheduler.id));
     return scheduler;
   }
+}
+
+// Samplers inside subgraphs, with the ids the export gives them ("outer:inner"): reported, not converted (the
+// command changes the graph on screen only; inside an opened subgraph, that graph is the subgraph).
+function subgraphSamplers(graph, rules, prefix = "") {
+  const found = [];
+  for (const node of graphNodes(graph)) {
+    const inner = node.subgraph;
+    if (!inner || !(node.isSubgraphNode?.() ?? true)) continue;
+    const path = `${prefix}${node.id}`;
+    for (const child of graphNodes(inner)) {
+      if (typeOf(child) in rules.samplers) found.push([`${path}:${child.id}`, path]);
+    }
+    found.push(...subgraphSamplers(inner, rules, `${path}:`));
+  }
+  return found;
+}
+
+// The report as the Python converter's ConversionReport.lines() words it, line for line.
+export function reportLines(report) {
+  return [
+    ...report.converted.map((id) => `converted sampler ${id}`),
+    ...report.inserted.map((id) => `inserted ${report.modelSamplingNode} as node ${id}`),
+    ...report.replaced.map((id) => `replaced sigma source ${id} by ${report.schedulerNode}`),
+    ...report.skipped.map(([id, why]) => `skipped node ${id}: ${why}`),
+    ...report.notes.map((note) => `note: ${note}`),
+  ];
 }
 
 export function convertGraph(graph, allRules, presetName) {
@@ -181,6 +262,8 @@ export function convertGraph(graph, allRules, presetName) {
   const converter = new GraphConverter(graph, rules, presetName);
   const samplers = graphNodes(graph).filter((node) => typeOf(node) in rules.samplers).sort((a, b) => a.id - b.id);
   for (const sampler of samplers) converter.convertSampler(sampler);
+  const nested = subgraphSamplers(graph, rules).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [id, outer] of nested) converter.report.skipped.push([id, `it is inside subgraph node ${outer}; the converter leaves subgraphs alone`]);
   return converter.report;
 }
 
@@ -227,14 +310,14 @@ async function runConversion(presetName) {
     await layoutSettled(graph);
     endChange(app, graph);
   }
-  const skipped = Object.entries(report.skipped).map(([id, why]) => `node ${id}: ${why}`);
+  const skipped = report.skipped.map(([id, why]) => `node ${id}: ${why}`);
   const lines = [...skipped, ...report.notes];
   if (report.converted.length) {
     toast(lines.length ? "warn" : "success", rules.presets[presetName].label,
       `Converted ${report.converted.length} sampler(s), inserted ${report.inserted.length} ${presetRules(rules, presetName).model_sampling_node.type}.` +
       (lines.length ? ` ${lines.join("; ")}` : ""));
   } else {
-    toast("warn", COMMANDS[presetName].label, `Nothing to convert: no KSampler / KSamplerAdvanced / SamplerCustom fed by an SD1.5 checkpoint loader.${lines.length ? " " + lines.join("; ") : ""}`);
+    toast("warn", COMMANDS[presetName].label, `Nothing to convert: no KSampler / KSamplerAdvanced / SamplerCustom / SamplerCustomAdvanced fed by an SD1.5 checkpoint loader.${lines.length ? " " + lines.join("; ") : ""}`);
   }
   return report;
 }
@@ -283,7 +366,7 @@ app.registerExtension({
   async setup() {
     addLegacyCanvasMenuItems(app, () => Object.keys(COMMANDS).map((preset) => ({
       content: COMMANDS[preset].label, callback: () => runConversion(preset) })));
-    window.InstaFlow = { convertGraph, runConversion, loadRules }; // for scripting and the browser tests
+    window.InstaFlow = { convertGraph, reportLines, runConversion, loadRules }; // for scripting and the browser tests
   },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!WARNING_NODES.includes(nodeData.name)) return;

@@ -22,7 +22,10 @@ SAMPLERS = {
     "KSampler": {"set": {"sampler_name": "$sampler_name", "scheduler": "$scheduler", "steps": "$steps", "cfg": "$cfg"}},
     "KSamplerAdvanced": {"set": {"sampler_name": "$sampler_name", "scheduler": "$scheduler", "steps": "$steps", "cfg": "$cfg"}},
     "SamplerCustom": {"set": {"cfg": "$cfg"}, "sampler_input": "sampler", "sigmas_input": "sigmas"},
+    # Its model and cfg live on the guider it is fed: the model-sampling node goes before the guider's model input.
+    "SamplerCustomAdvanced": {"set": {}, "guider_input": "guider", "sampler_input": "sampler", "sigmas_input": "sigmas"},
 }
+GUIDERS = {"CFGGuider": {"set": {"cfg": "$cfg"}}, "BasicGuider": {"set": {}}}
 SAMPLER_SELECTS = {"KSamplerSelect": {"set": {"sampler_name": "$sampler_name"}}}
 STOCK_SIGMA_SOURCES = {"BasicScheduler": {"keep": ["denoise"]}, "KarrasScheduler": {"keep": []}}
 
@@ -58,7 +61,7 @@ def conversion_rules() -> dict:
                  "web/instaflow_convert.js (the frontend commands) and by workflow_conversion/convert_api.py (API-format "
                  "workflows, `python <pack> convert`). A preset names its family; the family's keys join the top-level "
                  "ones for that preset. Values written as \"$name\" come from the chosen preset.",
-        "version": 3,
+        "version": 4,
         "presets": presets,
         "default_preset": FAMILIES[0].presets[0].key,
         "families": {family.folder: _family_rules(family) for family in FAMILIES},
@@ -66,6 +69,7 @@ def conversion_rules() -> dict:
         "model_input": "model",
         "other_architectures": OTHER_ARCHITECTURES,
         "samplers": SAMPLERS,
+        "guiders": GUIDERS,
         "sampler_selects": SAMPLER_SELECTS,
         "sigma_sources": {**{family.scheduler_node: {"keep": ["denoise"]} for family in FAMILIES}, **STOCK_SIGMA_SOURCES},
     }

@@ -187,6 +187,10 @@ class ComfyPage:
         if overlay.count():
             overlay.get_by_test_id("error-overlay-dismiss").click()
             overlay.wait_for(state="detached")
+        self.close_properties_panel()
+
+    def close_properties_panel(self) -> None:
+        """Closes the right side panel (1.48+) where it is open: the Errors tab, a node's Info."""
         panel = self.page.locator(PROPERTIES_PANEL)
         if panel.count():
             panel.get_by_role("button", name="Toggle properties panel").click()

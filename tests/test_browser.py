@@ -164,6 +164,7 @@ def test_node_info_button_opens_the_nodes_help_page(comfy_page, comfy_server, no
     for attempt in (1, 2):
         try:
             page.close_dialogs()
+            page.close_properties_panel()  # the previous case's help page: seen to keep the canvas from its double click
             page.evaluate("() => app.graph.clear()")
             # Typed up to a parenthesis: the search of 1.48+ finds nothing for a whole name with one.
             page.add_node_by_search(info["display_name"].split(" (")[0], info["display_name"])
@@ -181,6 +182,7 @@ def test_node_info_button_opens_the_nodes_help_page(comfy_page, comfy_server, no
     page.page.get_by_text("Settings that work").first.wait_for()
     page.page.get_by_text(first_line, exact=True).first.wait_for()
     page.shot(f"help-{node}")
+    page.close_properties_panel()
 
 
 # ------------------------------------------------------------------------------ templates

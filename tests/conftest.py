@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.browser import CHROMIUM, launch_chromium
 from devtools.comfyui_source import comfyui_path
 from devtools.memory_watch import MemoryWatch
 from devtools.module_clock import ModuleClock
@@ -293,3 +294,19 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("time per test module")
         for line in CLOCK.summary():
             terminalreporter.write_line(line)
+
+
+# Chromium for the browser modules (one per module; Playwright's sync API)
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found: install Debian's chromium (scripts/bootstrap.sh does) or set INSTAFLOW_CHROMIUM"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

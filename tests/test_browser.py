@@ -8,14 +8,13 @@ test summary; INSTAFLOW_SCREENSHOT_DIR chooses it).
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from devtools.browser import CHROMIUM, VIEWPORT, ComfyPage, launch_chromium, screenshot_dir
+from devtools.browser import VIEWPORT, ComfyPage, screenshot_dir
 from devtools.conversion_corpus import cases as corpus_cases, new_node_ids, renumbered
 from devtools.template_models import StandIns, declared_models, linked_template_models
 from devtools.measurements import record
@@ -29,21 +28,6 @@ PACK = PACK_NAME
 EXAMPLES = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 ONE_STEP = "instaflow_one_step_txt2img"
 TEST_SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found: install Debian's chromium (scripts/bootstrap.sh does) or set INSTAFLOW_CHROMIUM"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

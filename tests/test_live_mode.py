@@ -7,13 +7,12 @@ with their page times, the server's waiting prompts sampled every 20 ms, the pro
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 
 import pytest
 
-from devtools.browser import CHROMIUM, ComfyPage, launch_chromium, screenshot_dir
+from devtools.browser import ComfyPage, screenshot_dir
 from devtools.live_mode import (
     LIVE_COMMAND, LIVE_SETTING, QueueSampler, executed_prompts, linked_live_template_models, open_live_template,
     page_now, set_setting, setting, type_prompt, use_renderer, wait_until_idle, wait_until_settled, watch, watched,
@@ -31,21 +30,6 @@ STATUS_CHIP = '[data-testid="instaflow-live-status"]'
 LIVE_OFF_TOAST = "Live mode is off"
 SMALL_VIEWPORT = {"width": 1280, "height": 800}  # less to draw in software on a 2-core machine; fit view keeps the graph in it
 NOT_LOOPBACK = re.compile(r"^https?://(?!(127\.0\.0\.1|localhost)[:/])")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found: install Debian's chromium (scripts/bootstrap.sh does) or set INSTAFLOW_CHROMIUM"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -95,6 +95,7 @@ def close_error_reports(page) -> None:
         if dialog.count():
             page.page.keyboard.press("Escape")
             dialog.first.wait_for(state="detached", timeout=5_000)
+    page.close_toasts()  # "Live mode is off" covers the overlay's dismiss button
     page.close_missing_models()  # closes the error overlay and the side panel it opened
 
 

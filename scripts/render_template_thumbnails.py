@@ -30,7 +30,7 @@ from devtools.server import ComfyServer  # noqa: E402
 EXAMPLES = REPO / "example_workflows"
 SIZE = 512  # the saved thumbnail (square, as the template browser's cards are)
 VIEWPORT = {"width": 2000, "height": 1000}  # wide, so the graph is drawn near zoom 1 before scaling down
-CAPTION = 92
+TITLE_PX, TEXT_PX = 22, 15  # caption font sizes
 FOOTER = 64
 FOLDER_LOADERS = {"InstaFlowLoader": "instaflow", "PeRFlowLoader": "perflow"}
 # Everything but the graph canvas is hidden, and LiteGraph's info text is off, for the screenshot.
@@ -48,7 +48,7 @@ def caption(workflow: dict) -> tuple[str, str]:
     settings = ""
     if "Settings:" in text:
         sentence = re.split(r"\.(?:\s|$)", text.split("Settings:", 1)[1].split("\n", 1)[0], maxsplit=1)[0]
-        settings = sentence.replace("**", "").strip()  # to the sentence's end, not to a decimal point ("cfg 1.5")
+        settings = sentence.replace("**", "").replace("`", "").strip()  # to the sentence's end, not to a decimal point ("cfg 1.5")
     return title, settings
 
 
@@ -69,30 +69,40 @@ def models_line(workflow: dict) -> str:
 def compose(graph_png: bytes, title: str, subtitle: str, footer: str) -> bytes:
     from PIL import Image, ImageDraw, ImageFont
 
+    picture = Image.new("RGB", (SIZE, SIZE), (24, 24, 27))
+    draw = ImageDraw.Draw(picture)
+    big, small = ImageFont.load_default(size=TITLE_PX), ImageFont.load_default(size=TEXT_PX)
+    # Title and settings wrap (a template's whole name and its settings sentence, as the card's text is cut short).
+    lines = [(line, big, (240, 240, 240)) for line in _wrap(draw, title, big, SIZE - 32, 2)]
+    lines += [(line, small, (170, 200, 255)) for line in _wrap(draw, subtitle, small, SIZE - 32, 3)]
+    y = 12
+    for i, (line, font, colour) in enumerate(lines):
+        if i and font is small and lines[i - 1][1] is big:
+            y += 6
+        draw.text((16, y), line, font=font, fill=colour)
+        y += (TITLE_PX if font is big else TEXT_PX) + 6
+    caption_bottom = y + 8
+    draw.line([(0, caption_bottom - 1), (SIZE, caption_bottom - 1)], fill=(70, 70, 80), width=2)
+    draw.line([(0, SIZE - FOOTER), (SIZE, SIZE - FOOTER)], fill=(70, 70, 80), width=2)
+    for i, line in enumerate(_wrap(draw, footer, small, SIZE - 32, 2)):
+        draw.text((16, SIZE - FOOTER + 10 + 22 * i), line, font=small, fill=(200, 200, 200))
+
     graph = Image.open(io.BytesIO(graph_png)).convert("RGB")
     bbox = Image.eval(graph.convert("L"), lambda v: 255 if v > 40 else 0).getbbox()  # the drawn nodes and links
     if bbox:
         graph = graph.crop((max(bbox[0] - 20, 0), max(bbox[1] - 20, 0), min(bbox[2] + 20, graph.width),
                             min(bbox[3] + 20, graph.height)))
-    room = (SIZE - 16, SIZE - CAPTION - FOOTER - 16)
+    room = (SIZE - 16, SIZE - caption_bottom - FOOTER - 16)
     scale = min(room[0] / graph.width, room[1] / graph.height)
     graph = graph.resize((max(int(graph.width * scale), 1), max(int(graph.height * scale), 1)), Image.LANCZOS)
-    picture = Image.new("RGB", (SIZE, SIZE), (24, 24, 27))
-    picture.paste(graph, ((SIZE - graph.width) // 2, CAPTION + 8 + (room[1] - graph.height) // 2))
-    draw = ImageDraw.Draw(picture)
-    big, small = ImageFont.load_default(size=24), ImageFont.load_default(size=16)
-    draw.text((16, 14), _fit(draw, title, big, SIZE - 32), font=big, fill=(240, 240, 240))
-    draw.text((16, 52), _fit(draw, subtitle, small, SIZE - 32), font=small, fill=(170, 200, 255))
-    draw.line([(0, CAPTION - 1), (SIZE, CAPTION - 1)], fill=(70, 70, 80), width=2)
-    draw.line([(0, SIZE - FOOTER), (SIZE, SIZE - FOOTER)], fill=(70, 70, 80), width=2)
-    for i, line in enumerate(_wrap(draw, footer, small, SIZE - 32)[:2]):
-        draw.text((16, SIZE - FOOTER + 10 + 22 * i), line, font=small, fill=(200, 200, 200))
+    picture.paste(graph, ((SIZE - graph.width) // 2, caption_bottom + 8 + (room[1] - graph.height) // 2))
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=85, optimize=True)
     return out.getvalue()
 
 
-def _wrap(draw, text: str, font, width: int) -> list[str]:
+def _wrap(draw, text: str, font, width: int, most: int) -> list[str]:
+    """`text` in lines of at most `width` pixels, at most `most` of them (the last one cut short with an ellipsis)."""
     lines, current = [], ""
     for word in text.split():
         candidate = f"{current} {word}".strip()
@@ -101,13 +111,13 @@ def _wrap(draw, text: str, font, width: int) -> list[str]:
             current = word
         else:
             current = candidate
-    return lines + [current]
-
-
-def _fit(draw, text: str, font, width: int) -> str:
-    while text and draw.textlength(text, font=font) > width:
-        text = text[:-2].rstrip() + "…"
-    return text
+    lines.append(current)
+    if len(lines) > most:
+        last = " ".join(lines[most - 1:]) + "…"
+        while draw.textlength(last, font=font) > width:
+            last = last[:-2].rstrip() + "…"
+        lines = lines[:most - 1] + [last]
+    return lines
 
 
 def render_graph(page: ComfyPage, workflow: dict) -> bytes:

@@ -24,6 +24,7 @@ from devtools.template_models import StandIns, declared_models
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIVE_TEMPLATE = "instaflow_live"
 LIVE_SETTING = "InstaFlow.Live.Enabled"
+INTERRUPT_SETTING = "InstaFlow.Live.InterruptAtPause"
 LIVE_COMMAND = "InstaFlow.Live.Toggle"
 VUE_NODES_SETTING = "Comfy.VueNodes.Enabled"
 
@@ -190,8 +191,8 @@ def wait_until_settled(page, server, timeout_s: float = 60) -> None:
 
 
 def executed_prompts(server, since: set | None = None) -> list[dict]:
-    """Prompts in /history (not in `since`), in queue order: {id, number, text (the CLIPTextEncode's), status, run_ms
-    (execution_start to execution_success, by the server's clock)}."""
+    """Prompts in /history (not in `since`), in queue order: {id, number, text (the CLIPTextEncode's), status
+    (success, error or interrupted), run_ms (execution_start to execution_success, by the server's clock)}."""
     history = server.get_json("/history")
     out = []
     for prompt_id, item in history.items():
@@ -202,8 +203,11 @@ def executed_prompts(server, since: set | None = None) -> list[dict]:
         stamps = {event: data.get("timestamp") for event, data in item.get("status", {}).get("messages", [])}
         run_ms = (stamps["execution_success"] - stamps["execution_start"]
                   if {"execution_start", "execution_success"} <= stamps.keys() else None)
-        out.append({"id": prompt_id, "number": number, "text": texts[0] if texts else None,
-                    "status": item.get("status", {}).get("status_str"), "run_ms": run_ms})
+        status = item.get("status", {}).get("status_str")
+        if "execution_interrupted" in stamps:  # ComfyUI files an interrupted prompt as an error
+            status = "interrupted"
+        out.append({"id": prompt_id, "number": number, "text": texts[0] if texts else None, "status": status,
+                    "run_ms": run_ms})
     return sorted(out, key=lambda p: p["number"])
 
 

@@ -15,8 +15,9 @@ import pytest
 
 from devtools.browser import ComfyPage, screenshot_dir
 from devtools.live_mode import (
-    LIVE_COMMAND, LIVE_SETTING, QueueSampler, executed_prompts, linked_live_template_models, open_live_template,
-    page_now, set_setting, setting, type_prompt, use_renderer, wait_until_idle, wait_until_settled, watch, watched,
+    INTERRUPT_SETTING, LIVE_COMMAND, LIVE_SETTING, QueueSampler, executed_prompts, linked_live_template_models,
+    open_live_template, page_now, prompt_box, set_setting, setting, type_prompt, use_renderer, wait_until_idle,
+    wait_until_settled, watch, watched,
 )
 from devtools.measurements import record
 
@@ -173,7 +174,17 @@ def test_typing_runs_prompts_while_typing_and_the_last_one_ran_the_final_text(ty
     record("live: prompts run while typing (server ms each)", [p["run_ms"] for p in ran])
     assert ran[-1]["text"] == TEXT
     assert [p for p in ran[:-1] if TEXT.startswith(p["text"])], "no prompt ran while typing"
-    assert not [p for p in typed["prompts"] if p["status"] != "success"]
+    assert not [p for p in typed["prompts"] if p["status"] not in ("success", "interrupted")]
+
+
+def test_only_prompts_of_an_older_text_are_interrupted_and_only_by_live_mode(typed):
+    """Live mode interrupts its running prompt at a pause in typing when the text has changed since it was queued
+    (a key the browser handled late can look like a pause: Playwright waits for each key's handling, so a stall of
+    the software-rendered page delays the next key). The final text's prompt is never interrupted."""
+    records = {r["promptId"]: r for r in typed["live"]["records"]}
+    interrupted = [p for p in typed["prompts"] if p["status"] == "interrupted"]
+    assert all(records[p["id"]]["interruptAsked"] is not None for p in interrupted), interrupted
+    assert all(p["text"] != TEXT for p in interrupted)
 
 
 def test_images_follow_the_typing_and_the_last_one_is_the_final_texts(typed):
@@ -205,6 +216,57 @@ def test_status_chip_shows_live_and_the_last_latency(page, typed):
     latency = re.fullmatch(r"● Live · (\d+) ms", chip.inner_text())
     # Math.round, not Python's round: it rounds half up, and times like 1110.5 ms occur (seen: 1111 against 1110)
     assert latency and int(latency[1]) == math.floor(typed["live"]["lastLatencyMs"] + 0.5)
+
+
+BURST = ", at night"
+
+
+@pytest.fixture
+def slow_graph(page, live_graph, comfy_server):
+    """The live graph on a 128 px latent, so that a prompt still runs when a short burst of keys ends; {full_run_ms}."""
+    page.set_widgets("EmptyLatentImage", width=2 * SIZE, height=2 * SIZE)  # itself an edit: Live mode runs it
+    wait_until_settled(page, comfy_server)
+    yield {"full_run_ms": executed_prompts(comfy_server)[-1]["run_ms"]}
+    set_setting(page, INTERRUPT_SETTING, True)
+    page.set_widgets("EmptyLatentImage", width=SIZE, height=SIZE)
+    wait_until_settled(page, comfy_server)
+
+
+def type_a_burst(page, ids, server) -> tuple[list[dict], dict, float, str]:
+    """BURST typed at the end of the prompt, 40 ms a key, until settled: (its prompts, Live mode's records by prompt
+    id, the last key's page time, the text typed to)."""
+    before = {p["id"] for p in executed_prompts(server)}
+    final_text = page.widgets(ids["CLIPTextEncode"])["text"] + BURST
+    prompt_box(page, ids["CLIPTextEncode"]).click()
+    page.page.keyboard.press("End")
+    watch(page, ids["InstaFlowLivePreview"])
+    page.page.keyboard.type(BURST, delay=40)
+    wait_until_settled(page, server)
+    records = {r["promptId"]: r for r in live_state(page)["records"]}
+    return executed_prompts(server, before), records, watched(page)["keys"][-1], final_text
+
+
+def test_a_pause_in_typing_interrupts_the_stale_running_prompt_and_queues_the_newest_text(page, live_graph, typed,
+                                                                                         slow_graph, comfy_server):
+    """On by default: the prompt of the burst's first key is interrupted at the pause, and the final text is queued
+    then, not after that prompt's run."""
+    prompts, records, last_key, final_text = type_a_burst(page, live_graph, comfy_server)
+    assert [p["status"] for p in prompts] == ["interrupted", "success"], prompts
+    stale, final = prompts
+    assert final["text"] == final_text and stale["text"] != final_text
+    assert records[stale["id"]]["interruptAsked"] > last_key
+    # queued before the stale prompt could have ended on its own
+    assert records[final["id"]]["queuedAt"] < records[stale["id"]]["startedAt"] + slow_graph["full_run_ms"]
+    assert live_state(page)["enabled"] and records[final["id"]]["state"] == "shown"
+
+
+def test_with_interrupt_at_a_pause_off_the_stale_prompt_runs_to_its_end(page, live_graph, typed, slow_graph,
+                                                                       comfy_server):
+    set_setting(page, INTERRUPT_SETTING, False)
+    prompts, records, _, final_text = type_a_burst(page, live_graph, comfy_server)
+    assert [p["status"] for p in prompts] == ["success", "success"], prompts
+    assert prompts[-1]["text"] == final_text
+    assert all(records[p["id"]]["interruptAsked"] is None for p in prompts)
 
 
 def test_toggling_off_stops_queuing(page, live_graph, typed, comfy_server):

@@ -4,6 +4,10 @@
 // - Nothing piles up: while a prompt of ours is queued or running, edits only mark the graph as changed, and the
 //   newest graph is queued the moment that prompt ends. No prompt of ours ever waits behind another of ours, and no
 //   prompt is built, sent or deleted per key while one runs: that work would take CPU from the running prompt.
+// - When typing pauses while our prompt runs a text that is no longer the newest, that prompt is interrupted (only
+//   it, and only when nothing else is queued on the server) and the newest text is queued at once: the final text's
+//   image then waits for the pause instead of the rest of a stale run. The pause is twice the typist's usual gap
+//   between keys (PAUSE_MIN_MS-PAUSE_MAX_MS), so steady typing keeps its images.
 // - An execution error (or a graph the server refuses) turns Live mode off with one message: no retry loop.
 // - Seeds stay as they are ("control after generate" acts on Run only), so the picture changes with the text alone.
 // - The status chip (bottom centre, only while on) shows the last latency: from queuing to the image shown on its node.
@@ -13,10 +17,14 @@ import { nodeOfWidgetElement, onGraphEdited, shownImageSource, syncWidgetFromEle
 
 const EXTENSION = "InstaFlow.Live";
 const SETTING = "InstaFlow.Live.Enabled";
+const INTERRUPT_SETTING = "InstaFlow.Live.InterruptAtPause";
 const COMMAND = "InstaFlow.Live.Toggle";
 const DEBOUNCE_MS = 60; // edits closer together than this share one prompt; short enough to feel immediate
 const SHOWN_TIMEOUT_MS = 10_000; // an image never drawn (its node deleted, the tab hidden) stops being waited for
 const KEEP_RECORDS = 500;
+const PAUSE_MIN_MS = 150; // a pause in typing: twice the median gap between the last edits, within these bounds
+const PAUSE_MAX_MS = 500;
+const GAPS_KEPT = 8;
 
 class LiveMode {
   constructor() {
@@ -33,6 +41,11 @@ class LiveMode {
     this.lastLatencyMs = null;
     this.stoppedBy = null; // the error that turned Live mode off, if one did
     this.chip = null;
+    this.lastEditAt = null;
+    this.gaps = []; // ms between the last edits
+    this.pauseTimer = null;
+    this.queueRemaining = null; // the server's count of running and waiting prompts (its last status message)
+    this.lastInterruptAt = -Infinity;
   }
 
   // ------------------------------------------------------------------ on / off
@@ -50,6 +63,8 @@ class LiveMode {
       if (this.ready) this.edited(0);
     } else {
       this.dirty = false;
+      clearTimeout(this.pauseTimer);
+      this.pauseTimer = null;
     }
     this.render();
   }
@@ -69,12 +84,53 @@ class LiveMode {
   edited(delay = DEBOUNCE_MS) {
     if (!this.enabled) return;
     this.dirty = true;
-    if (this.inFlight || this.queuing) return; // queued when our prompt ends
+    if (delay > 0) this.noteEdit();
+    if (this.inFlight || this.queuing) return; // queued when our prompt ends (or is interrupted at a pause)
     // A pending timer is kept, not restarted: edits within DEBOUNCE_MS share one prompt, and a fast typist still
     // gets updates while typing (a restarted timer would fire only at a pause).
     if (this.timer && delay > 0) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.flush(), delay);
+  }
+
+  // An edit by the user: its gap from the last one, and the pause timer restarted.
+  noteEdit() {
+    const now = performance.now();
+    const gap = this.lastEditAt == null ? null : now - this.lastEditAt;
+    if (gap != null && gap < 15) return; // the same key reported twice (its input event, then the graph's change)
+    if (gap != null && gap < 1000) {
+      this.gaps.push(gap);
+      if (this.gaps.length > GAPS_KEPT) this.gaps.shift();
+    }
+    this.lastEditAt = now;
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = setTimeout(() => this.paused(), this.pauseMs());
+  }
+
+  pauseMs() {
+    const gaps = [...this.gaps].sort((a, b) => a - b);
+    const median = gaps.length ? gaps[Math.floor(gaps.length / 2)] : 0;
+    return Math.min(PAUSE_MAX_MS, Math.max(PAUSE_MIN_MS, 2 * median));
+  }
+
+  // Typing paused. If our running prompt is of an older text and nothing else is queued, interrupt it: its end
+  // (execution_interrupted) queues the newest text. The server interrupts only that prompt where /interrupt takes an
+  // id (ComfyUI 0.3.75 does, 0.3.52 does not); an older one interrupts whatever runs: ours, as nothing else is queued.
+  async paused() {
+    this.pauseTimer = null;
+    const record = this.ours.get(this.inFlight);
+    if (!this.enabled || !this.dirty || this.queuing || !record || record.state !== "running") return;
+    if (this.queueRemaining !== 1 || !app.extensionManager.setting.get(INTERRUPT_SETTING)) return;
+    // "Changed" can be the graph's own change event for the edit the running prompt already has: compare.
+    const output = JSON.stringify((await app.graphToPrompt()).output);
+    if (output === record.output || this.inFlight !== record.promptId || record.state !== "running") return;
+    record.interruptAsked = this.lastInterruptAt = performance.now();
+    try {
+      await api.fetchApi("/interrupt", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ prompt_id: record.promptId }) });
+    } catch (error) {
+      record.interruptAsked = null; // it runs to its end, as without the interrupt
+    }
   }
 
   async flush() {
@@ -89,7 +145,8 @@ class LiveMode {
       const queuedAt = performance.now();
       const reply = await api.queuePrompt(0, prompt);
       this.lastOutput = output;
-      const record = { promptId: reply.prompt_id, queuedAt, startedAt: null, shownAt: null, latencyMs: null, state: "queued" };
+      const record = { promptId: reply.prompt_id, queuedAt, startedAt: null, shownAt: null, latencyMs: null, state: "queued",
+        output, interruptAsked: null };
       this.ours.set(record.promptId, record);
       this.records.push(record);
       if (this.records.length > KEEP_RECORDS) this.ours.delete(this.records.shift().promptId);
@@ -127,6 +184,11 @@ class LiveMode {
     if (this.inFlight !== promptId) return;
     this.inFlight = null;
     if (state === "failed") return;
+    if (state === "interrupted" && record.interruptAsked == null && performance.now() - this.lastInterruptAt < 2000) {
+      // Our interrupt of the prompt before reached an older server (no targeted interrupt) after this one started.
+      this.lastOutput = null;
+      this.dirty = true;
+    }
     if (this.dirty) this.edited(0); // the newest text, at once
   }
 
@@ -195,7 +257,7 @@ class LiveMode {
     // pending: an edit not yet run (waiting for the debounce, for the running prompt, or on its way to the server)
     const pending = !!(this.dirty || this.queuing || this.inFlight || this.timer);
     return { enabled: this.enabled, pending, inFlight: this.inFlight, lastLatencyMs: this.lastLatencyMs,
-      stoppedBy: this.stoppedBy, records: this.records.map((r) => ({ ...r })) };
+      stoppedBy: this.stoppedBy, records: this.records.map(({ output, ...r }) => r) };
   }
 }
 
@@ -217,6 +279,15 @@ app.registerExtension({
     type: "boolean",
     defaultValue: false,
     onChange: (value) => live.setEnabled(value),
+  }, {
+    id: INTERRUPT_SETTING,
+    category: ["InstaFlow", "Live mode", "Interrupt at a pause"],
+    name: "Live mode: interrupt a prompt of an older text when typing pauses",
+    tooltip: "When you stop typing while Live mode's prompt still runs a text you have changed since, that prompt is " +
+      "interrupted and the newest text runs at once (the queue history lists it as interrupted). Off: it runs to " +
+      "its end first.",
+    type: "boolean",
+    defaultValue: true,
   }],
   commands: [{
     id: COMMAND,
@@ -245,7 +316,10 @@ app.registerExtension({
     api.addEventListener("execution_success", ({ detail }) => live.ended(detail?.prompt_id, "done"));
     api.addEventListener("execution_interrupted", ({ detail }) => live.ended(detail?.prompt_id, "interrupted"));
     api.addEventListener("execution_error", ({ detail }) => live.failed(detail?.prompt_id, detail ?? {}));
-    api.addEventListener("status", ({ detail }) => { if (detail?.exec_info?.queue_remaining === 0) live.idle(); });
+    api.addEventListener("status", ({ detail }) => {
+      live.queueRemaining = detail?.exec_info?.queue_remaining ?? null;
+      if (live.queueRemaining === 0) live.idle();
+    });
     api.addEventListener("executed", ({ detail }) => {
       if (detail?.output?.images?.length) live.imageArrived(detail.prompt_id, detail.display_node ?? detail.node);
     });

@@ -44,6 +44,8 @@ class LiveMode {
     this.lastEditAt = null;
     this.gaps = []; // ms between the last edits
     this.pauseTimer = null;
+    this.pauseDue = false; // typing paused while our prompt was not started yet: decided when it starts
+    this.lastPause = null; // what the last pause did, and why (read by the browser tests)
     this.queueRemaining = null; // the server's count of running and waiting prompts (its last status message)
     this.lastInterruptAt = -Infinity;
   }
@@ -65,6 +67,7 @@ class LiveMode {
       this.dirty = false;
       clearTimeout(this.pauseTimer);
       this.pauseTimer = null;
+      this.pauseDue = false;
     }
     this.render();
   }
@@ -103,6 +106,7 @@ class LiveMode {
       if (this.gaps.length > GAPS_KEPT) this.gaps.shift();
     }
     this.lastEditAt = now;
+    this.pauseDue = false;
     clearTimeout(this.pauseTimer);
     this.pauseTimer = setTimeout(() => this.paused(), this.pauseMs());
   }
@@ -118,12 +122,23 @@ class LiveMode {
   // id (ComfyUI 0.3.75 does, 0.3.52 does not); an older one interrupts whatever runs: ours, as nothing else is queued.
   async paused() {
     this.pauseTimer = null;
+    this.pauseDue = false;
+    const skip = (why) => { this.lastPause = why; };
+    if (!this.enabled || !this.dirty) return skip("nothing changed");
     const record = this.ours.get(this.inFlight);
-    if (!this.enabled || !this.dirty || this.queuing || !record || record.state !== "running") return;
-    if (this.queueRemaining !== 1 || !app.extensionManager.setting.get(INTERRUPT_SETTING)) return;
+    // Our prompt on its way or not started yet: decide when it starts (started()), if no key has come since.
+    if (this.queuing || record?.state === "queued") {
+      this.pauseDue = true;
+      return skip("prompt not started yet");
+    }
+    if (!record || record.state !== "running") return skip("no prompt of ours running");
+    if (this.queueRemaining !== 1) return skip(`the server has ${this.queueRemaining} prompts`);
+    if (!app.extensionManager.setting.get(INTERRUPT_SETTING)) return skip("interrupt at a pause is off");
     // "Changed" can be the graph's own change event for the edit the running prompt already has: compare.
     const output = JSON.stringify((await app.graphToPrompt()).output);
-    if (output === record.output || this.inFlight !== record.promptId || record.state !== "running") return;
+    if (output === record.output) return skip("the running prompt has the newest graph");
+    if (this.inFlight !== record.promptId || record.state !== "running") return skip("the prompt ended meanwhile");
+    skip("interrupted");
     record.interruptAsked = this.lastInterruptAt = performance.now();
     try {
       await api.fetchApi("/interrupt", { method: "POST", headers: { "Content-Type": "application/json" },
@@ -175,6 +190,7 @@ class LiveMode {
     const record = this.ours.get(promptId);
     record.startedAt = performance.now();
     record.state = "running";
+    if (this.pauseDue && promptId === this.inFlight) this.paused();
   }
 
   ended(promptId, state) {
@@ -257,7 +273,7 @@ class LiveMode {
     // pending: an edit not yet run (waiting for the debounce, for the running prompt, or on its way to the server)
     const pending = !!(this.dirty || this.queuing || this.inFlight || this.timer);
     return { enabled: this.enabled, pending, inFlight: this.inFlight, lastLatencyMs: this.lastLatencyMs,
-      stoppedBy: this.stoppedBy, records: this.records.map(({ output, ...r }) => r) };
+      stoppedBy: this.stoppedBy, lastPause: this.lastPause, records: this.records.map(({ output, ...r }) => r) };
   }
 }
 

@@ -107,6 +107,7 @@ def close_error_reports(page) -> None:
 def test_live_mode_is_off_by_default_and_stays_on_across_a_reload(page, comfy_server):
     assert LIVE_SETTING not in comfy_server.get_json("/settings")  # nothing stored yet: the default applies
     assert setting(page, LIVE_SETTING) is False and not live_state(page)["enabled"]
+    assert setting(page, INTERRUPT_SETTING) is False  # its interrupt at a pause too
     assert not page.page.locator(STATUS_CHIP).is_visible()
     open_live_template(page, SIZE)  # a graph that runs: one the server refuses would turn Live mode off again
     page.evaluate("(id) => app.extensionManager.command.execute(id)", LIVE_COMMAND)
@@ -223,15 +224,17 @@ BURST = " dusk"
 
 @pytest.fixture
 def slow_graph(page, live_graph, comfy_server):
-    """The live graph on a 128 px latent, so that a prompt still runs when a short burst of keys ends; {full_run_ms}.
+    """Live mode's interrupt at a pause turned on, and the live graph on a 128 px latent, so that a prompt still runs
+    when a short burst of keys ends; {full_run_ms}.
     On the classic canvas only: the interrupt at a pause is Live mode's own logic, the same in both renderers (typing
     in each is covered above), and each run of this graph costs seconds of CI's budget."""
     if page.evaluate("() => !!LiteGraph.vueNodesMode"):
         pytest.skip("the interrupt at a pause is tested on the classic canvas (the same logic in both renderers)")
+    set_setting(page, INTERRUPT_SETTING, True)
     page.set_widgets("EmptyLatentImage", width=2 * SIZE, height=2 * SIZE)  # itself an edit: Live mode runs it
     wait_until_settled(page, comfy_server)
     yield {"full_run_ms": executed_prompts(comfy_server)[-1]["run_ms"]}
-    set_setting(page, INTERRUPT_SETTING, True)
+    set_setting(page, INTERRUPT_SETTING, False)  # its default
     page.set_widgets("EmptyLatentImage", width=SIZE, height=SIZE)
     wait_until_settled(page, comfy_server)
 
@@ -252,7 +255,7 @@ def type_a_burst(page, ids, server) -> tuple[list[dict], dict, float, str]:
 
 def test_a_pause_in_typing_interrupts_the_stale_running_prompt_and_queues_the_newest_text(page, live_graph, typed,
                                                                                          slow_graph, comfy_server):
-    """On by default: the prompt running when the burst ends (an older text) is interrupted at the pause, and the
+    """Turned on: the prompt running when the burst ends (an older text) is interrupted at the pause, and the
     final text is queued then, not after that prompt's run. A stall of the page mid-burst can look like a pause too
     (Playwright waits for each key's handling) and interrupt an earlier prompt of the burst."""
     prompts, records, _, final_text = type_a_burst(page, live_graph, comfy_server)

@@ -303,7 +303,7 @@ app.registerExtension({
       "interrupted and the newest text runs at once (the queue history lists it as interrupted). Off: it runs to " +
       "its end first.",
     type: "boolean",
-    defaultValue: true,
+    defaultValue: false,
   }],
   commands: [{
     id: COMMAND,
